@@ -127,7 +127,12 @@ class AESOPAutoEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """psi(x) = D(E(x))."""
-        return self.decode(self.encode(x))
+        out = self.decode(self.encode(x))
+        if out.shape[-2:] != x.shape[-2:]:
+            raise ValueError(f'AESOPAutoEncoder: the decoder {type(self.decoder).__name__} turned the '
+                             f'{tuple(x.shape[-2:])} input into {tuple(out.shape[-2:])}, not the same size; '
+                             f'it does not upscale by scale={self.scale}.')
+        return out
 
     @staticmethod
     def fold_released_keys(state_dict: Mapping[str, Tensor]) -> 'OrderedDict[str, Tensor]':

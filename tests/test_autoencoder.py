@@ -1,0 +1,170 @@
+"""AESOPAutoEncoder: shapes at every scale, any BasicSR decoder, and the authors' released checkpoint layout."""
+import pytest
+import torch
+from basicsr.archs import build_network
+from basicsr.archs.rrdbnet_arch import RRDB, RRDBNet
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+
+from aesop_basicsr.archs.aesop_autoencoder_arch import AESOPAutoEncoder
+from aesop_basicsr.utils.checkpoint import load_pretrained
+
+
+def tiny_rrdb_decoder(scale: int) -> dict:
+    return dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1, num_grow_ch=4, scale=scale)
+
+
+def tiny_decoder(scale: int) -> dict:
+    """BasicSR's RRDBNet upscales by 1, 2 or 4 only; EDSR covers x8."""
+    if scale == 8:
+        return dict(type='EDSR', num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1, upscale=8)
+    return tiny_rrdb_decoder(scale)
+
+
+@pytest.mark.parametrize('scale', [2, 4, 8])
+def test_encoder_reaches_lr_size_and_autoencoder_returns_hr_size(scale):
+    ae = AESOPAutoEncoder(scale=scale, num_feat=64, num_grow_ch=8, num_block=1, decoder=tiny_decoder(scale))
+    x = torch.rand(2, 3, 8 * scale, 16 * scale)
+    with torch.no_grad():
+        z = ae.encode(x)
+        y = ae(x)
+    assert z.shape == (2, 3, 8, 16)
+    assert y.shape == x.shape
+    assert torch.equal(y, ae.decode(z))
+
+
+@pytest.mark.parametrize('decoder', [
+    dict(type='SwinIR', upscale=4, in_chans=3, img_size=8, window_size=4, img_range=1., depths=[1], embed_dim=12,
+         num_heads=[2], mlp_ratio=2, upsampler='pixelshuffle'),
+    dict(type='MSRResNet', num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1, upscale=4),
+    dict(type='EDSR', num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1, upscale=4),
+    dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1, num_grow_ch=4),  # default scale 4
+])
+def test_any_registered_sr_network_serves_as_decoder(decoder):
+    ae = build_network(dict(type='AESOPAutoEncoder', scale=4, num_feat=16, num_block=1, decoder=decoder))
+    assert type(ae.decoder) is ARCH_REGISTRY.get(decoder['type'])
+    with torch.no_grad():
+        assert ae(torch.rand(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+
+
+@pytest.mark.parametrize('decoder, said', [
+    (tiny_rrdb_decoder(2), 'upscales by 2'),
+    (dict(type='MSRResNet', num_feat=8, num_block=1, upscale=8), 'upscales by 8'),
+    (dict(type='MSRResNet', num_feat=8, num_block=1), 'upscales by 4'),  # MSRResNet's default, vs scale=2
+])
+def test_decoder_scale_must_agree(decoder, said):
+    scale = 2 if decoder.get('upscale') is None and decoder['type'] == 'MSRResNet' else 4
+    with pytest.raises(ValueError, match=said):
+        AESOPAutoEncoder(scale=scale, num_feat=16, decoder=decoder)
+
+
+def test_decoder_that_does_not_reach_the_input_size_is_named():
+    ae = AESOPAutoEncoder(scale=8, num_feat=64, decoder=tiny_rrdb_decoder(8))  # RRDBNet silently upscales x4
+    with pytest.raises(ValueError, match=r'RRDBNet turned the \(32, 32\) input into \(16, 16\)'):
+        ae(torch.rand(1, 3, 32, 32))
+
+
+def test_invalid_options_are_named():
+    with pytest.raises(ValueError, match='power of two'):
+        AESOPAutoEncoder(scale=3, num_feat=18, decoder=tiny_rrdb_decoder(3))
+    with pytest.raises(ValueError, match='num_feat=24 must be a multiple of scale'):
+        AESOPAutoEncoder(scale=4, num_feat=24, decoder=tiny_rrdb_decoder(4))
+    with pytest.raises(ValueError, match="encoder_type='wavelet'"):
+        AESOPAutoEncoder(scale=4, encoder_type='wavelet', decoder=tiny_rrdb_decoder(4))
+    with pytest.raises(ValueError, match=r'input size \(30, 32\) is not divisible by scale=4'):
+        AESOPAutoEncoder(scale=4, num_feat=16, decoder=tiny_rrdb_decoder(4)).encode(torch.rand(1, 3, 30, 32))
+
+
+@pytest.mark.parametrize('encoder_type, scale', [('area', 3), ('area', 4), ('bicubic', 4)])
+def test_fixed_downsampling_encoders_have_no_weights(encoder_type, scale):
+    ae = AESOPAutoEncoder(scale=scale, encoder_type=encoder_type, decoder=tiny_rrdb_decoder(scale))
+    assert all(name.startswith('decoder.') for name in ae.state_dict())
+    x = torch.rand(1, 3, 12 * scale, 12 * scale)
+    z = ae.encode(x)
+    assert z.shape == (1, 3, 12, 12)
+    if encoder_type == 'area':
+        assert torch.allclose(z[0, :, 0, 0], x[0, :, :scale, :scale].mean(dim=(1, 2)))
+    # a constant image stays constant under both downsamplers
+    assert torch.allclose(ae.encode(torch.full_like(x, 0.3)), torch.full_like(z, 0.3), atol=1e-6)
+
+
+class AuthorsLayoutAE(nn.Module):
+    """The module structure of the authors' released AE: each encoder part is registered twice."""
+
+    def __init__(self, num_feat=64, num_block=2, decoder_blocks=23):
+        super().__init__()
+        stem = num_feat // 16
+        self.conv_first = nn.Sequential(nn.Conv2d(3, stem, 3, 1, 1), nn.Conv2d(stem, stem, 3, 1, 1))
+        self.body = nn.Sequential(*[RRDB(num_feat, 32) for _ in range(num_block)])
+        self.conv_last = nn.Sequential(nn.Conv2d(num_feat, num_feat, 3, 1, 1), nn.Conv2d(num_feat, 3, 3, 1, 1))
+        self.encoder = nn.Sequential(self.conv_first, nn.Sequential(nn.PixelUnshuffle(2), nn.PixelUnshuffle(2)),
+                                     self.body, self.conv_last)
+        self.decoder = RRDBNet(3, 3, num_feat=64, num_block=decoder_blocks, num_grow_ch=32, scale=4)
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
+@pytest.fixture(scope='module')
+def released_checkpoint(tmp_path_factory):
+    """A file in the released format: {'params_ema': state dict with duplicated encoder keys}, paper sizes."""
+    torch.manual_seed(0)
+    reference = AuthorsLayoutAE().eval()
+    for p in reference.parameters():  # visible, non-trivial weights everywhere
+        p.data.uniform_(-0.05, 0.05)
+    path = tmp_path_factory.mktemp('released') / 'AE_RRDBdecoder_100K.pth'
+    torch.save({'params_ema': reference.state_dict()}, path)
+    return reference, str(path)
+
+
+def test_released_checkpoint_layout_loads_strictly_and_reproduces_the_authors_module(released_checkpoint):
+    reference, path = released_checkpoint
+    state = torch.load(path, weights_only=True)['params_ema']
+    assert any(k.startswith('encoder.0.') for k in state) and any(k.startswith('conv_first.') for k in state)
+    assert 300 < len(state) < 1000  # "a few hundred keys"
+
+    ae = build_network(dict(type='AESOPAutoEncoder', scale=4))  # the paper's settings are the defaults
+    load_pretrained(ae, path, 'params_ema', True, 'pretrain_network_ae', 'param_key_ae')
+    # every tensor accounted for: each of ours came from the file, and each file key maps to one of ours
+    ours = ae.state_dict()
+    folded = AESOPAutoEncoder.fold_released_keys(state)
+    assert set(folded) == set(ours)
+    assert all(torch.equal(ours[k], folded[k]) for k in ours)
+
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(ae.eval()(x), reference(x), atol=1e-6)
+        # the channel order of two 2x unshuffles matters: one 4x step would give another encoding
+        assert torch.allclose(ae.encode(x), reference.encoder(x), atol=1e-6)
+
+
+def test_released_layout_with_inconsistent_twins_is_rejected(released_checkpoint, tmp_path):
+    _, path = released_checkpoint
+    state = torch.load(path, weights_only=True)['params_ema']
+    state['encoder.0.0.weight'] = state['encoder.0.0.weight'] + 1
+    bad = tmp_path / 'bad.pth'
+    torch.save({'params_ema': state}, bad)
+    ae = AESOPAutoEncoder(scale=4)
+    with pytest.raises(ValueError, match='encoder.0.0.weight differs from its twin conv_first.0.weight'):
+        load_pretrained(ae, str(bad), 'params_ema', True, 'pretrain_network_ae', 'param_key_ae')
+
+
+def test_our_own_checkpoints_round_trip_in_pth_and_safetensors(tmp_path):
+    from safetensors.torch import save_file
+    torch.manual_seed(1)
+    opt = dict(type='AESOPAutoEncoder', scale=4, num_feat=16, num_block=1, decoder=tiny_rrdb_decoder(4))
+    trained = build_network(opt)
+    for p in trained.parameters():
+        p.data.normal_(0, 0.1)
+    state = trained.state_dict()
+    torch.save({'params': state, 'params_ema': state}, tmp_path / 'ae.pth')
+    save_file({f'params_ema.{k}': v.contiguous() for k, v in state.items()}, str(tmp_path / 'ae.safetensors'))
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / 'bare.safetensors'))
+
+    x = torch.rand(1, 3, 16, 16)
+    expected = trained.eval()(x)
+    for file, key in [('ae.pth', 'params'), ('ae.pth', 'params_ema'), ('ae.safetensors', 'params_ema'),
+                      ('bare.safetensors', None)]:
+        ae = build_network(opt)
+        load_pretrained(ae, str(tmp_path / file), key, True, 'pretrain_network_ae', 'param_key_ae')
+        assert torch.equal(ae.eval()(x), expected), file

@@ -24,9 +24,10 @@ def read_checkpoint(path: str, option_key: str) -> Dict[str, Any]:
             raise ValueError(f'{option_key}: {path!r} is not a readable safetensors file ({err}).') from err
     try:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, IndexError, KeyError) as err:
+        reason = next(iter(str(err).strip().splitlines()), '')
         raise ValueError(f'{option_key}: {path!r} is not a PyTorch checkpoint that loads with weights_only=True '
-                         f'({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ""}).') from err
+                         f'({type(err).__name__}: {reason}).') from err
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f'{option_key}: {path!r} holds a {type(checkpoint).__name__}, not a dict of weights.')
     return dict(checkpoint)

@@ -1,0 +1,45 @@
+"""`import aesop_basicsr` registers every component into BasicSR's registries, safely and repeatably."""
+import importlib
+import subprocess
+import sys
+
+import pytest
+from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, Registry
+
+import aesop_basicsr
+from aesop_basicsr.utils.registry import register
+
+REGISTERED = [(ARCH_REGISTRY, 'AESOPAutoEncoder'), (LOSS_REGISTRY, 'AESOPLoss')]
+
+
+@pytest.mark.parametrize('registry, name', REGISTERED)
+def test_components_resolve_through_basicsr_registries(registry, name):
+    obj = registry.get(name)
+    assert obj.__module__.startswith('aesop_basicsr.')
+
+
+def test_reimporting_and_importing_realesrgan_never_trips_the_duplicate_assertion():
+    import realesrgan  # noqa: F401  registers Real-ESRGAN's models beside basicsr's *_basicsr ones
+    for module in [m for name, m in list(sys.modules.items()) if name.startswith('aesop_basicsr.')]:
+        if hasattr(module, '__file__') and module.__name__ not in ('aesop_basicsr.train', 'aesop_basicsr.test'):
+            importlib.reload(module)
+    importlib.reload(aesop_basicsr)
+    assert LOSS_REGISTRY.get('AESOPLoss') is sys.modules['aesop_basicsr.losses.aesop_loss'].AESOPLoss
+
+
+def test_a_different_object_under_a_taken_name_is_still_refused():
+    registry = Registry('scratch')
+
+    @register(registry)
+    class Thing:
+        pass
+
+    with pytest.raises(KeyError, match="'Thing' is already registered"):
+        register(registry)(type('Thing', (), {}))
+
+
+def test_fresh_interpreter_imports_basicsr_through_the_plugin():
+    code = ('import sys, aesop_basicsr, basicsr.data.degradations; '
+            'assert "torchvision.transforms.functional_tensor" in sys.modules; print("ok")')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == 'ok'

@@ -1,13 +1,16 @@
 """``aesop-train -opt X.yml`` / ``python -m aesop_basicsr.train``: BasicSR's train.py with AESOP registered.
 
 Flags are BasicSR's own (``--launcher``, ``--auto_resume``, ``--debug``, ``--force_yml``).
-``experiments/`` and ``tb_logger/`` are written under the current directory. Two things
-differ from ``basicsr/train.py``: option files with ``<REQUIRED ...>`` placeholders fail
+``experiments/<name>/`` and ``tb_logger/`` are written under the current directory, unless the
+option file sets ``path: {experiments_root: DIR}`` (``results_root`` for testing). Two more
+things differ from ``basicsr/train.py``: option files with ``<REQUIRED ...>`` placeholders fail
 before anything is built, and ``--auto_resume`` works on a CPU-only host.
 """
 import os
 from os import path as osp
 from typing import Optional
+
+import yaml
 
 import aesop_basicsr  # noqa: F401  (registers AESOP into BasicSR; must precede basicsr)
 import basicsr.test
@@ -20,9 +23,27 @@ from basicsr.utils.misc import check_resume
 from aesop_basicsr.utils.options import check_no_placeholders
 
 
+def use_run_folder_from_option_file(opt: dict, opt_file: str) -> None:
+    """Honour ``path: experiments_root`` / ``results_root`` from the option file.
+
+    BasicSR always puts a run under ``<root>/experiments/<name>`` (``results/<name>`` for
+    testing) and overwrites these keys; a user who set one explicitly gets it back here.
+    """
+    with open(opt_file) as f:
+        user_paths = (yaml.safe_load(f) or {}).get('path') or {}
+    key = 'experiments_root' if opt['is_train'] else 'results_root'
+    if not user_paths.get(key):
+        return
+    root = osp.abspath(osp.expanduser(user_paths[key]))
+    opt['path'].update({key: root, 'log': root, 'visualization': osp.join(root, 'visualization')})
+    if opt['is_train']:
+        opt['path'].update(models=osp.join(root, 'models'), training_states=osp.join(root, 'training_states'))
+
+
 def parse_checked_options(root_path: str, is_train: bool = True):
-    """BasicSR's ``parse_options``, then fail on placeholders left in the option file."""
+    """BasicSR's ``parse_options``, then the run folder from the option file, then fail on placeholders."""
     opt, args = parse_options(root_path, is_train=is_train)
+    use_run_folder_from_option_file(opt, args.opt)
     check_no_placeholders(opt, args.opt)
     return opt, args
 

@@ -176,3 +176,18 @@ def test_trains_and_resumes_through_basicsr_train_pipeline(tmp_path, paired_x4, 
     assert re.search(r'Resuming training from epoch: \d+, iter: 2\.', resumed_text)
     assert len(logged(resumed_text, 'l_g_ldl')) == 1
     assert os.path.isfile(exp / 'models' / 'net_g_3.pth')
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_one_step_on_cuda():
+    opt = model_opt()
+    opt['num_gpu'] = 1
+    torch.manual_seed(0)
+    model = build_model(opt)
+    assert next(model.net_g.parameters()).is_cuda and next(model.net_g_ema.parameters()).is_cuda
+    cpu_model = build()
+    batch = artifact_batch(cpu_model)
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    assert model.log_dict['l_g_ldl'] > 0
+    assert model.log_dict['l_g_pix'] == pytest.approx(batch['artifact'].abs().mean().item(), rel=1e-3)

@@ -176,3 +176,13 @@ def test_metrics_from_val_metrics_through_sr_model_validation(stand_in_trunks, p
         assert model.metric_results[key] > 0
         best = model.best_metric_results['val'][key]
         assert best['better'] == 'lower' and best['val'] == pytest.approx(model.metric_results[key])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.parametrize('name', METRICS)
+def test_metric_runs_on_cuda_by_default_and_agrees_with_cpu(name, stand_in_trunks, photos):
+    metric = METRIC_REGISTRY.get(name)
+    clean, light, _ = photos
+    net = lpips_metric.lpips_network() if name == 'calculate_lpips' else dists_metric.dists_network()
+    assert next(net.parameters()).is_cuda
+    assert metric(clean, light, 0) == pytest.approx(metric(clean, light, 0, device='cpu'), rel=1e-3, abs=1e-5)

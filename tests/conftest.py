@@ -21,22 +21,41 @@ def pytest_configure(config):
 import aesop_basicsr  # noqa: E402,F401  (after TORCH_HOME is known; registers everything)
 
 
-@pytest.fixture(scope='session')
-def stand_in_vgg19() -> str:
-    """A randomly initialised VGG19 stored where torch.hub looks for the real one.
+def _stand_in_torchvision_weights(build, filename: str) -> str:
+    """A randomly initialised torchvision classifier stored where torch.hub looks for the real one.
 
     torch.hub loads a file already in ``$TORCH_HOME/hub/checkpoints`` without a hash check,
-    so BasicSR's PerceptualLoss builds offline. Saved in fp16 to halve its size.
+    so networks built on torchvision's ImageNet weights build offline. Saved in fp16 to halve its size.
     """
     import torch
-    from torchvision.models import vgg19
-    path = osp.join(os.environ['TORCH_HOME'], 'hub', 'checkpoints', 'vgg19-dcbb9e9d.pth')
+    path = osp.join(os.environ['TORCH_HOME'], 'hub', 'checkpoints', filename)
     if not osp.isfile(path):
         os.makedirs(osp.dirname(path), exist_ok=True)
         torch.manual_seed(0)
-        state = {k: v.half() for k, v in vgg19().state_dict().items()}
+        state = {k: v.half() for k, v in build().state_dict().items()}
         torch.save(state, path)
     return path
+
+
+@pytest.fixture(scope='session')
+def stand_in_vgg19() -> str:
+    """Stand-in VGG19 weights, so BasicSR's PerceptualLoss builds offline."""
+    from torchvision.models import vgg19
+    return _stand_in_torchvision_weights(vgg19, 'vgg19-dcbb9e9d.pth')
+
+
+@pytest.fixture(scope='session')
+def stand_in_alexnet() -> str:
+    """Stand-in AlexNet weights: the trunk of LPIPS (calculate_lpips)."""
+    from torchvision.models import alexnet
+    return _stand_in_torchvision_weights(alexnet, 'alexnet-owt-7be5be79.pth')
+
+
+@pytest.fixture(scope='session')
+def stand_in_vgg16() -> str:
+    """Stand-in VGG16 weights: the trunk of DISTS (calculate_dists)."""
+    from torchvision.models import vgg16
+    return _stand_in_torchvision_weights(vgg16, 'vgg16-397923af.pth')
 
 
 @pytest.fixture(scope='session')

@@ -1,4 +1,5 @@
 """AESOP: Auto-Encoded Supervision for Optimal Penalization (Lee et al., CVPR 2025, Eq. 8)."""
+import os
 from typing import Any, Callable, Dict, Mapping, Optional
 
 import torch
@@ -59,8 +60,9 @@ class AESOPLoss(nn.Module):
 
         self.autoencoder = build_network(dict(autoencoder))
         if pretrain_network_ae is not None:
-            load_pretrained(self.autoencoder, str(pretrain_network_ae), param_key_ae, strict_load_ae,
-                            'AESOPLoss.pretrain_network_ae', 'AESOPLoss.param_key_ae', SHAPE_HINT)
+            ae_file = os.path.expanduser(str(pretrain_network_ae))  # BasicSR expands '~' only under path:
+            load_pretrained(self.autoencoder, ae_file, param_key_ae, strict_load_ae, 'AESOPLoss.pretrain_network_ae',
+                            'AESOPLoss.param_key_ae', SHAPE_HINT)
         else:
             get_root_logger().warning('AESOPLoss: no pretrain_network_ae given; the auto-encoder is randomly '
                                       'initialised, which is only useful for tests.')

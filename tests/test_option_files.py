@@ -49,8 +49,7 @@ def load(path: str) -> OrderedDict:
 OPTIMIZERS = ('Adam', )
 SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
 # option keys whose value is a path on the user's machine: shipped files leave each as a placeholder
-USER_PATH_KEYS = ('dataroot_gt', 'dataroot_lq', 'meta_info', 'meta_info_file', 'pretrain_network_g',
-                  'pretrain_network_d', 'pretrain_network_ae', 'resume_state')
+USER_PATH_PREFIXES = ('dataroot_', 'meta_info', 'pretrain_network_', 'resume_state')
 
 
 def typed_blocks(opt: dict) -> Iterator[Tuple[str, str, dict]]:
@@ -173,7 +172,7 @@ def test_every_user_path_is_a_placeholder(path):
             yield prefix, node
 
     for key, value in walk(opt):
-        if key.split(':')[-1] in USER_PATH_KEYS and value is not None:
+        if key.split(':')[-1].startswith(USER_PATH_PREFIXES) and value is not None:
             assert isinstance(value, str) and value.startswith(PLACEHOLDER_PREFIX), \
                 f'{rel(path)} {key}: {value!r} should be a {PLACEHOLDER_PREFIX}: ...> placeholder'
 

@@ -16,6 +16,7 @@ from copy import deepcopy
 from os import path as osp
 from typing import Any, Dict, Iterator, List, Tuple
 
+import cv2
 import pytest
 import torch
 import yaml
@@ -28,6 +29,7 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTR
 
 from aesop_basicsr.archs.aesop_autoencoder_arch import declared_scale
 from aesop_basicsr.utils.options import PLACEHOLDER_PREFIX, find_placeholders
+from aesop_basicsr.utils.sample_data import load_photo
 from conftest import REPO_ROOT, run_module
 
 OPTION_FILES = sorted(glob.glob(osp.join(REPO_ROOT, 'options', '**', '*.yml'), recursive=True))
@@ -316,7 +318,7 @@ def reduced(path: str, data: dict, root: str, checkpoints: Dict[str, str], iters
     in place of its placeholders; written to ``root`` and returned. Losses and their weights are kept."""
     opt = load(path)
     opt['name'] = 'reduced_' + opt['name']
-    opt['num_gpu'] = 0
+    opt['num_gpu'] = 1 if torch.cuda.is_available() else 0
     train_set, val_set = opt['datasets']['train'], opt['datasets']['val']
     train_set.update(dataroot_gt=data['train']['gt'], dataroot_lq=data['train']['lq'], num_worker_per_gpu=0,
                      batch_size_per_gpu=2, dataset_enlarge_ratio=1)
@@ -388,3 +390,70 @@ def test_reduced_copy_trains_end_to_end(name, pixel_loss, ldl, paired_x4, stand_
     assert '# psnr:' in log and '# ssim:' in log  # validation on the held-out photos
     assert osp.isfile(osp.join(exp, 'models', 'net_d_4.pth'))
     assert changed_from(tiny_checkpoints['g'], osp.join(exp, 'models', 'net_g_4.pth'))
+
+
+def reduced_realesrgan(path: str, hr_dir: str, root: str, checkpoints: Dict[str, str], iters: int = 4) -> str:
+    """The shipped real-world file with tiny networks, a small degradation queue and real photos as HR."""
+    opt = load(path)
+    opt['name'] = 'reduced_' + opt['name']
+    opt['num_gpu'] = 1
+    opt['queue_size'] = 4  # RealESRGANModel needs it divisible by the batch size
+    meta_info = osp.join(root, 'meta_info.txt')
+    with open(meta_info, 'w') as f:
+        f.write(''.join(f'{name}\n' for name in sorted(os.listdir(hr_dir))))
+    opt['datasets']['train'].update(dataroot_gt=hr_dir, meta_info=meta_info, num_worker_per_gpu=0,
+                                    batch_size_per_gpu=2)
+    opt['network_g'].update(TINY_RRDB)
+    opt['network_d']['num_feat'] = 8
+    opt['path']['pretrain_network_g'] = checkpoints['g']
+    train = opt['train']
+    train['total_iter'] = iters
+    train['pixel_opt']['autoencoder'].update(TINY_AE)
+    train['pixel_opt']['autoencoder']['decoder'].update(TINY_RRDB)
+    train['pixel_opt']['pretrain_network_ae'] = checkpoints['ae']
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=iters, use_tb_logger=False)
+    assert not find_placeholders(opt)
+    out = osp.join(root, osp.basename(path))
+    with open(out, 'w') as f:
+        yaml.dump(yaml.safe_load(yaml.dump(opt, Dumper=ordered_yaml()[1])), f)
+    return out
+
+
+@pytest.fixture
+def real_world_hr(tmp_path) -> str:
+    """Real photos of at least 256 px, as RealESRGANDataset takes its HR images."""
+    folder = tmp_path / 'hr'
+    folder.mkdir()
+    for name in ('astronaut', 'coffee', 'chelsea', 'rocket'):
+        cv2.imwrite(str(folder / f'{name}.png'), load_photo(name)[:300, :300])
+    return str(folder)
+
+
+def test_reduced_realesrgan_copy_builds_its_degradation_data(real_world_hr, tiny_checkpoints, tmp_path):
+    """On any machine: the real-world file's dataset settings make Real-ESRGAN's GT patches and kernels."""
+    from basicsr.data import build_dataset
+    opt = load(reduced_realesrgan(osp.join(REPO_ROOT, 'options/train/AESOP/train_AESOP_RealESRGAN_x4plus.yml'),
+                                  real_world_hr, str(tmp_path), tiny_checkpoints))
+    dataset_opt = dict(opt['datasets']['train'], phase='train', scale=opt['scale'])
+    dataset = build_dataset(dataset_opt)
+    assert len(dataset) == 4
+    item = dataset[0]
+    assert tuple(item['gt'].shape) == (3, 400, 400)  # padded/cropped to 400; the model crops gt_size from it
+    assert item['kernel1'].shape == item['kernel2'].shape == (21, 21)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="Real-ESRGAN's model calls .cuda(): needs a CUDA GPU")
+def test_reduced_realesrgan_copy_trains_on_cuda(real_world_hr, stand_in_vgg19, tiny_checkpoints, tmp_path):
+    """The real-world recipe, shrunk, through train_pipeline on a GPU: Real-ESRGAN's on-the-fly degradations,
+    AESOP against the USM-sharpened GT, the U-Net discriminator; checkpoints saved and the generator moved."""
+    opt_file = reduced_realesrgan(osp.join(REPO_ROOT, 'options/train/AESOP/train_AESOP_RealESRGAN_x4plus.yml'),
+                                  real_world_hr, str(tmp_path), tiny_checkpoints)
+    name = load(opt_file)['name']
+    run_module('aesop_basicsr.train', '-opt', opt_file, cwd=str(tmp_path))
+    exp = tmp_path / 'experiments' / name
+    log = ''.join(p.read_text() for p in exp.glob('train_*.log'))
+    assert 'Loss [AESOPLoss] is created.' in log
+    losses = [line for line in log.splitlines() if 'l_g_pix:' in line]
+    assert len(losses) == 4, log[-3000:]
+    assert 'l_g_percep:' in losses[-1] and 'l_g_gan:' in losses[-1]
+    assert changed_from(tiny_checkpoints['g'], str(exp / 'models' / 'net_g_4.pth'))

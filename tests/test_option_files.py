@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from copy import deepcopy
 from os import path as osp
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, Tuple
 
 import cv2
 import pytest

@@ -1,0 +1,245 @@
+"""``aesop-eval``: PSNR / SSIM / LPIPS / DISTS of super-resolved images against their HR images.
+
+The paper's protocol: PSNR and SSIM on the Y channel with a 4-pixel border cropped (BasicSR's
+``calculate_psnr`` / ``calculate_ssim``), LPIPS (AlexNet, v0.1) and DISTS on the whole RGB image (the
+``calculate_lpips`` / ``calculate_dists`` metrics registered by aesop_basicsr; lower is better). Prints a
+markdown table (per image and the average) and writes the same numbers as CSV.
+
+    aesop-eval --sr results/my_run/visualization/Set5 --hr datasets/Set5/HR_mod4
+    aesop-eval --opt options/test/test_AESOP_RRDB_x4_benchmarks.yml   # every dataset aesop-test wrote
+
+SR files are matched to HR files by name: ``baby.png`` or, as BasicSR's test saves them,
+``baby_<suffix>.png`` (the suffix is found automatically, or give ``--suffix``).
+"""
+import argparse
+import csv
+import os
+import sys
+from collections import Counter
+from os import path as osp
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+import yaml
+from basicsr.metrics import calculate_psnr, calculate_ssim
+from basicsr.utils.options import ordered_yaml
+from basicsr.utils.registry import METRIC_REGISTRY
+from PIL import Image
+
+import aesop_basicsr  # noqa: F401  (registers the LPIPS/DISTS metrics)
+from aesop_basicsr.utils.options import find_placeholders
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+FIDELITY_METRICS = ('psnr', 'ssim')
+PERCEPTUAL_METRICS = ('lpips', 'dists')
+LOWER_IS_BETTER = {'psnr': False, 'ssim': False, 'lpips': True, 'dists': True}
+
+
+class EvalError(Exception):
+    """A problem with the inputs, reported to the user without a traceback."""
+
+
+def _images(folder: str, role: str) -> Dict[str, str]:
+    if not osp.isdir(folder):
+        raise EvalError(f'{role}: {folder!r} is not a folder.')
+    found = {osp.splitext(n)[0]: osp.join(folder, n) for n in sorted(os.listdir(folder))
+             if n.lower().endswith(IMAGE_EXTENSIONS)}
+    if not found:
+        raise EvalError(f'{role}: no images in {folder!r}.')
+    return found
+
+
+def detect_suffix(sr_stems: Sequence[str], hr_stems: Sequence[str]) -> str:
+    """'' when SR and HR names agree, else the most common ``X`` in SR names ``<hr name>_X``."""
+    hr_set = set(hr_stems)
+    if all(s in hr_set for s in sr_stems):
+        return ''
+    candidates = Counter()
+    for sr in sr_stems:
+        for hr in hr_stems:
+            if sr.startswith(hr + '_'):
+                candidates[sr[len(hr) + 1:]] += 1
+    return candidates.most_common(1)[0][0] if candidates else ''
+
+
+def pair_images(sr_dir: str, hr_dir: str, suffix: Optional[str] = None) -> List[Tuple[str, str, str]]:
+    """(HR name, SR path, HR path) for every HR image; error on any image without its partner."""
+    sr, hr = _images(sr_dir, '--sr'), _images(hr_dir, '--hr')
+    if suffix is None:
+        suffix = detect_suffix(list(sr), list(hr))
+    expected = {stem: f'{stem}_{suffix}' if suffix else stem for stem in hr}
+    missing = [f'{osp.basename(hr[stem])} (expected {sr_stem}.png)' for stem, sr_stem in expected.items()
+               if sr_stem not in sr]
+    extra = sorted(set(sr) - set(expected.values()))
+    if missing or extra:
+        lines = [f'SR images in {sr_dir!r} do not match HR images in {hr_dir!r}'
+                 f'{f" with suffix _{suffix}" if suffix else ""}:']
+        if missing:
+            lines.append(f'  {len(missing)} HR images have no SR image: {", ".join(missing[:10])}'
+                         f'{" ..." if len(missing) > 10 else ""}')
+        if extra:
+            lines.append(f'  {len(extra)} SR images have no HR image: '
+                         f'{", ".join(osp.basename(sr[s]) for s in extra[:10])}{" ..." if len(extra) > 10 else ""}')
+        lines.append('  (BasicSR test results are named <image>_<suffix>.png; pass --suffix if it was not found.)')
+        raise EvalError('\n'.join(lines))
+    return [(stem, sr[expected[stem]], hr[stem]) for stem in sorted(hr)]
+
+
+def check_sizes(pairs: Sequence[Tuple[str, str, str]]) -> None:
+    """Every SR image has its HR image's size (read from the headers, before any metric runs)."""
+    wrong = []
+    for _, sr_path, hr_path in pairs:
+        with Image.open(sr_path) as sr, Image.open(hr_path) as hr:
+            if sr.size != hr.size:
+                wrong.append(f'  {sr_path} is {sr.size[0]}x{sr.size[1]} but {hr_path} is {hr.size[0]}x{hr.size[1]}')
+    if wrong:
+        raise EvalError(f'{len(wrong)} SR/HR pairs differ in size (HR must be cropped to a multiple of the '
+                        'scale, e.g. by aesop-prepare):\n' + '\n'.join(wrong[:10]) + ('\n  ...' if len(wrong) > 10 else ''))
+
+
+def metric_functions(metrics: Sequence[str], crop_border: int,
+                     perceptual_crop_border: int) -> Dict[str, Callable[[np.ndarray, np.ndarray], float]]:
+    """name -> f(sr, hr) on uint8 BGR HWC images, as BasicSR's validation calls its metrics."""
+    functions: Dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+        'psnr': lambda sr, hr: calculate_psnr(sr, hr, crop_border, input_order='HWC', test_y_channel=True),
+        'ssim': lambda sr, hr: calculate_ssim(sr, hr, crop_border, input_order='HWC', test_y_channel=True),
+    }
+    for name in PERCEPTUAL_METRICS:
+        if name not in metrics:
+            continue
+        registered = f'calculate_{name}'
+        if registered not in METRIC_REGISTRY:
+            raise EvalError(f"{registered} is not in BasicSR's METRIC_REGISTRY, so {name.upper()} cannot be computed "
+                            'here. Pass --skip-perceptual for PSNR/SSIM only.')
+        fn = METRIC_REGISTRY.get(registered)
+        functions[name] = lambda sr, hr, fn=fn: fn(sr, hr, crop_border=perceptual_crop_border)
+    return {name: functions[name] for name in metrics}
+
+
+def evaluate_pairs(pairs: Sequence[Tuple[str, str, str]], functions: Dict[str, Callable],
+                   progress: bool = True) -> List[Dict[str, object]]:
+    """One row per pair: {'image': name, metric: value, ...}."""
+    from tqdm import tqdm
+    rows = []
+    for index, (name, sr_path, hr_path) in enumerate(tqdm(pairs, unit='image', desc='aesop-eval',
+                                                          disable=not progress)):
+        sr, hr = cv2.imread(sr_path, cv2.IMREAD_COLOR), cv2.imread(hr_path, cv2.IMREAD_COLOR)
+        for image, path in ((sr, sr_path), (hr, hr_path)):
+            if image is None:
+                raise EvalError(f'{path!r} is not an image OpenCV can read.')
+        row: Dict[str, object] = {'image': name}
+        for metric, fn in functions.items():
+            try:
+                row[metric] = float(fn(sr, hr))
+            except Exception as err:  # the first call of LPIPS/DISTS is where missing weights show up
+                if index or metric not in PERCEPTUAL_METRICS:
+                    raise
+                raise EvalError(f'{metric.upper()} could not be computed ({type(err).__name__}: {err}). '
+                                'Pass --skip-perceptual for PSNR/SSIM only.') from err
+        rows.append(row)
+    return rows
+
+
+def average(rows: Sequence[Dict[str, object]], metrics: Sequence[str], label: str = 'average') -> Dict[str, object]:
+    return {'image': label, **{m: float(np.mean([r[m] for r in rows])) for m in metrics}}
+
+
+def _format(metric: str, value: float) -> str:
+    return f'{value:.2f}' if metric == 'psnr' else f'{value:.4f}'
+
+
+def markdown_table(rows: Sequence[Dict[str, object]], metrics: Sequence[str], first: str = 'image') -> str:
+    arrows = {m: f'{m.upper()} {"↓" if LOWER_IS_BETTER[m] else "↑"}' for m in metrics}
+    lines = [f'| {first} | ' + ' | '.join(arrows[m] for m in metrics) + ' |',
+             '|---|' + '---:|' * len(metrics)]
+    for row in rows:
+        lines.append(f'| {row["image"]} | ' + ' | '.join(_format(m, row[m]) for m in metrics) + ' |')
+    return '\n'.join(lines)
+
+
+def write_csv(path: str, rows: Sequence[Dict[str, object]], metrics: Sequence[str], first: str = 'image') -> None:
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow([first, *metrics])
+        for row in rows:
+            writer.writerow([row['image'], *(f'{row[m]:.6f}' for m in metrics)])
+
+
+def evaluate_folders(sr_dir: str, hr_dir: str, metrics: Sequence[str], crop_border: int = 4,
+                     perceptual_crop_border: int = 0, suffix: Optional[str] = None,
+                     progress: bool = True) -> List[Dict[str, object]]:
+    """Per-image rows followed by the average row."""
+    pairs = pair_images(sr_dir, hr_dir, suffix)
+    check_sizes(pairs)
+    functions = metric_functions(metrics, crop_border, perceptual_crop_border)
+    rows = evaluate_pairs(pairs, functions, progress)
+    return rows + [average(rows, metrics)]
+
+
+def datasets_of_test_file(opt_file: str, results_root: str) -> Tuple[str, str, List[Tuple[str, str, str]]]:
+    """(run name, SR suffix, [(dataset name, SR folder, HR folder)]) for a BasicSR test option file."""
+    with open(opt_file) as f:
+        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    left = [key for key, _ in find_placeholders(opt.get('datasets', {})) if key.endswith('dataroot_gt')]
+    if left:
+        raise EvalError(f'{opt_file}: set datasets:{left[0]} (and the other placeholders) first, as for aesop-test.')
+    suffix = (opt.get('val') or {}).get('suffix') or opt['name']
+    visualization = osp.join(results_root, 'results', opt['name'], 'visualization')
+    sets = [(d['name'], osp.join(visualization, d['name']), d['dataroot_gt']) for d in opt['datasets'].values()
+            if d.get('dataroot_gt')]
+    if not sets:
+        raise EvalError(f'{opt_file}: no dataset with a dataroot_gt to compare against.')
+    return opt['name'], suffix, sets
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog='aesop-eval', description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--sr', help='folder of super-resolved images (with --hr)')
+    source.add_argument('--opt', help="a test option file: evaluate every dataset of the run's results folder")
+    parser.add_argument('--hr', help='folder of HR images, the same size as the SR images')
+    parser.add_argument('--suffix', default=None, help='SR names are <HR name>_<suffix>; found automatically')
+    parser.add_argument('--results-root', default='.', help='with --opt: the folder aesop-test ran in')
+    parser.add_argument('--crop-border', type=int, default=4, help='border cropped for PSNR/SSIM')
+    parser.add_argument('--perceptual-crop-border', type=int, default=0, help='border cropped for LPIPS/DISTS')
+    parser.add_argument('--skip-perceptual', action='store_true', help='PSNR and SSIM only (no LPIPS/DISTS)')
+    parser.add_argument('--csv', default=None,
+                        help='CSV to write (default: <SR folder>_metrics.csv; with --opt, results/<name>/aesop_eval_*.csv)')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    args = parser.parse_args(argv)
+    if args.sr and not args.hr:
+        parser.error('--sr needs --hr')
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    metrics = FIDELITY_METRICS + (() if args.skip_perceptual else PERCEPTUAL_METRICS)
+    options = dict(metrics=metrics, crop_border=args.crop_border, perceptual_crop_border=args.perceptual_crop_border,
+                   progress=not args.no_progress)
+    try:
+        if args.sr:
+            rows = evaluate_folders(args.sr, args.hr, suffix=args.suffix, **options)
+            csv_path = args.csv or osp.normpath(args.sr) + '_metrics.csv'
+            write_csv(csv_path, rows, metrics)
+            print(markdown_table(rows, metrics))
+        else:
+            name, suffix, sets = datasets_of_test_file(args.opt, args.results_root)
+            summary = []
+            for dataset, sr_dir, hr_dir in sets:
+                rows = evaluate_folders(sr_dir, hr_dir, suffix=args.suffix or suffix, **options)
+                write_csv(osp.join(args.results_root, 'results', name, f'aesop_eval_{dataset}.csv'), rows, metrics)
+                summary.append({**rows[-1], 'image': dataset})
+            csv_path = args.csv or osp.join(args.results_root, 'results', name, 'aesop_eval_summary.csv')
+            write_csv(csv_path, summary, metrics, first='dataset')
+            print(markdown_table(summary, metrics, first='dataset'))
+    except EvalError as err:
+        sys.exit(f'aesop-eval: error: {err}')
+    print(f'\nCSV: {csv_path}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,468 @@
+"""Every option file shipped under options/ parses, names only registered components, builds at full size,
+refuses to run with placeholders left in, and (two reduced copies) trains end to end on real images.
+
+The file list is a glob, so option files added later are checked too. Registry checks are strict: a type
+that ``import aesop_basicsr`` does not register (e.g. ESRGANLDLModel, calculate_lpips, calculate_dists,
+AESOPAEModel before their branches are merged) fails here by name.
+"""
+import glob
+import inspect
+import os
+import subprocess
+import sys
+import time
+from collections import OrderedDict
+from copy import deepcopy
+from os import path as osp
+from typing import Any, Dict, Iterator, Tuple
+
+import cv2
+import pytest
+import torch
+import yaml
+from basicsr.archs import build_network
+from basicsr.archs.vgg_arch import NAMES
+from basicsr.losses import build_loss
+from basicsr.utils.file_client import FileClient
+from basicsr.utils.options import ordered_yaml
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+
+from aesop_basicsr.archs.aesop_autoencoder_arch import declared_scale
+from aesop_basicsr.utils.options import PLACEHOLDER_PREFIX, find_placeholders
+from aesop_basicsr.utils.sample_data import load_photo
+from conftest import REPO_ROOT, run_module
+
+OPTION_FILES = sorted(glob.glob(osp.join(REPO_ROOT, 'options', '**', '*.yml'), recursive=True))
+TRAIN_FILES = [f for f in OPTION_FILES if osp.sep + 'train' + osp.sep in f]
+TEST_FILES = [f for f in OPTION_FILES if osp.sep + 'test' + osp.sep in f]
+
+
+@pytest.fixture(autouse=True, scope='module')
+def one_torch_thread():
+    """Full-size networks on tiny inputs: one thread is as fast, and does not spin when the CPUs are busy."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def rel(path: str) -> str:
+    return osp.relpath(path, REPO_ROOT)
+
+
+def load(path: str) -> OrderedDict:
+    """An option file exactly as BasicSR's parse_options reads it."""
+    with open(path) as f:
+        return yaml.load(f, Loader=ordered_yaml()[0])
+
+
+# BasicSR 1.4.2 builds only these (BaseModel.get_optimizer / setup_schedulers)
+OPTIMIZERS = ('Adam', )
+SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
+# option keys whose value is a path on the user's machine: shipped files leave each as a placeholder
+USER_PATH_PREFIXES = ('dataroot_', 'meta_info', 'pretrain_network_', 'resume_state')
+
+
+def typed_blocks(opt: dict) -> Iterator[Tuple[str, str, dict]]:
+    """(kind, key path, block) for every option dict with a ``type``, classified by where it sits.
+
+    Raises for a typed block this test does not know how to check, so a new kind of block in a
+    future option file cannot slip through unchecked.
+    """
+
+    def nested_archs(block: dict, path: str) -> Iterator[Tuple[str, str, dict]]:
+        for key, value in block.items():
+            if isinstance(value, dict) and 'type' in value:
+                yield 'arch', f'{path}:{key}', value
+                yield from nested_archs(value, f'{path}:{key}')
+
+    seen = set()
+    for key, value in opt.items():
+        if key.startswith('network_'):
+            yield 'arch', key, value
+            yield from nested_archs(value, key)
+            seen.add(key)
+    for phase, dataset in opt.get('datasets', {}).items():
+        yield 'dataset', f'datasets:{phase}', dataset
+        if 'io_backend' in dataset:
+            yield 'io_backend', f'datasets:{phase}:io_backend', dataset['io_backend']
+    seen.add('datasets')
+    for key, value in opt.get('train', {}).items():
+        if not isinstance(value, dict) or 'type' not in value:
+            continue
+        if key.startswith('optim_'):
+            yield 'optimizer', f'train:{key}', value
+        elif key == 'scheduler':
+            yield 'scheduler', f'train:{key}', value
+        elif key.endswith('_opt'):
+            yield 'loss', f'train:{key}', value
+            yield from nested_archs(value, f'train:{key}')  # e.g. AESOPLoss.autoencoder, its decoder
+        else:
+            raise AssertionError(f'train:{key} has a type but is neither optim_*, scheduler nor *_opt')
+    seen.add('train')
+    for name, metric in (opt.get('val') or {}).get('metrics', {}).items():
+        yield 'metric', f'val:metrics:{name}', metric
+    seen.add('val')
+    for key, value in opt.items():
+        if key not in seen and isinstance(value, dict) and 'type' in value:
+            raise AssertionError(f'{key} has a type this test does not check')
+
+
+REGISTRIES = {'arch': ARCH_REGISTRY, 'dataset': DATASET_REGISTRY, 'loss': LOSS_REGISTRY, 'metric': METRIC_REGISTRY}
+
+
+def resolve(kind: str, type_name: str) -> Any:
+    if kind in REGISTRIES:
+        return REGISTRIES[kind].get(type_name)  # BasicSR's lookup, incl. its '_basicsr' suffix fallback
+    if kind == 'optimizer':
+        assert type_name in OPTIMIZERS, f'BasicSR builds only {OPTIMIZERS}'
+    elif kind == 'scheduler':
+        assert type_name in SCHEDULERS, f'BasicSR builds only {SCHEDULERS}'
+    elif kind == 'io_backend':
+        assert type_name in FileClient._backends, f'FileClient knows {sorted(FileClient._backends)}'
+    return None
+
+
+def without_placeholders(block: Any) -> Any:
+    """A copy with every ``<REQUIRED ...>`` value replaced by None (nothing to load at full size)."""
+    if isinstance(block, dict):
+        return {k: without_placeholders(v) for k, v in block.items()}
+    if isinstance(block, list):
+        return [without_placeholders(v) for v in block]
+    if isinstance(block, str) and block.strip().startswith(PLACEHOLDER_PREFIX):
+        return None
+    return block
+
+
+def test_option_files_exist():
+    names = {rel(f) for f in OPTION_FILES}
+    for expected in ('options/train/AESOP/train_AESOP_ESRGAN_LDL_RRDB128_x4_DF2K.yml',
+                     'options/train/AESOP/train_AESOP_ESRGAN_LDL_RRDB256_x4_DF2K.yml',
+                     'options/train/AESOP/train_AESOP_ESRGAN_LDL_SwinIR_x4_DF2K.yml',
+                     'options/train/AESOP/train_AESOP_RealESRGAN_x4plus.yml',
+                     'options/train/Baselines/train_ESRGAN_RRDB128_x4_DF2K.yml',
+                     'options/train/Baselines/train_LDL_RRDB128_x4_DF2K.yml',
+                     'options/test/test_AESOP_RRDB_x4_benchmarks.yml'):
+        assert expected in names
+
+
+@pytest.mark.parametrize('path', OPTION_FILES, ids=rel)
+def test_types_resolve_in_registries(path):
+    """Every model, network, dataset, loss, metric, optimizer, scheduler and io backend exists, and every
+    option given to a network, loss or metric is a parameter it accepts (catches misspelt keys)."""
+    opt = load(path)
+    MODEL_REGISTRY.get(opt['model_type'])
+    blocks = list(typed_blocks(opt))
+    assert any(kind == 'arch' for kind, _, _ in blocks), 'no network_* block'
+    for kind, key, block in blocks:
+        try:
+            obj = resolve(kind, block['type'])
+        except (KeyError, AssertionError) as err:
+            raise AssertionError(f'{rel(path)} {key}: type {block["type"]!r} does not resolve ({err})') from err
+        if kind in ('arch', 'loss', 'metric'):
+            kwargs = {k: v for k, v in block.items() if k != 'type'}
+            args = ({'img': None, 'img2': None} if kind == 'metric' else {})
+            try:
+                inspect.signature(obj).bind(**args, **kwargs)
+            except TypeError as err:
+                raise AssertionError(f'{rel(path)} {key}: {block["type"]} does not take these options ({err})')
+
+
+@pytest.mark.parametrize('path', OPTION_FILES, ids=rel)
+def test_every_user_path_is_a_placeholder(path):
+    """No shipped file points at a path that exists only on its author's machine."""
+    opt = load(path)
+    placeholders = {key.split(':')[-1] for key, _ in find_placeholders(opt)}
+    assert placeholders, 'a shipped option file must leave the user at least one path to set'
+
+    def walk(node, prefix=''):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield from walk(v, f'{prefix}:{k}' if prefix else k)
+        else:
+            yield prefix, node
+
+    for key, value in walk(opt):
+        if key.split(':')[-1].startswith(USER_PATH_PREFIXES) and value is not None:
+            assert isinstance(value, str) and value.startswith(PLACEHOLDER_PREFIX), \
+                f'{rel(path)} {key}: {value!r} should be a {PLACEHOLDER_PREFIX}: ...> placeholder'
+
+
+@pytest.mark.parametrize('path', TRAIN_FILES, ids=rel)
+def test_training_options_are_consistent(path):
+    """What BasicSR would only find out hours into a run (or never): the LDL term without an EMA
+    generator, a VGG discriminator that cannot take the patch size, an auto-encoder of another scale."""
+    opt = load(path)
+    train = opt['train']
+    if train.get('ldl_opt'):
+        assert train.get('ema_decay', 0) > 0, 'ldl_opt needs the EMA generator (train:ema_decay)'
+    gt_size = opt['datasets']['train'].get('gt_size', opt.get('gt_size'))
+    net_d = opt.get('network_d')
+    if net_d and net_d['type'] == 'VGGStyleDiscriminator':
+        assert net_d.get('input_size', 128) == gt_size, 'VGGStyleDiscriminator input_size must equal gt_size'
+    assert gt_size % opt['scale'] == 0
+    for key, loss in train.items():
+        if isinstance(loss, dict) and loss.get('type') == 'AESOPLoss':
+            assert loss['autoencoder']['scale'] == opt['scale'], f'train:{key}:autoencoder:scale'
+            assert loss.get('param_key_ae') == 'params_ema'  # the released AEs and BasicSR's EMA weights
+
+
+def test_run_names_are_unique():
+    """experiments/<name> and results/<name> are keyed by name: two files must not share one."""
+    for files in (TRAIN_FILES, TEST_FILES):
+        names = [load(f)['name'] for f in files]
+        assert len(names) == len(set(names)), names
+
+
+def test_baselines_differ_from_aesop_only_in_fidelity_terms():
+    """The baselines are the AESOP recipe with L1 (and LDL) as the fidelity terms, nothing else changed."""
+    aesop = load(osp.join(REPO_ROOT, 'options/train/AESOP/train_AESOP_ESRGAN_LDL_RRDB128_x4_DF2K.yml'))
+    for name, keep_ldl in (('train_LDL_RRDB128_x4_DF2K.yml', True), ('train_ESRGAN_RRDB128_x4_DF2K.yml', False)):
+        base = load(osp.join(REPO_ROOT, 'options/train/Baselines', name))
+        assert base['train']['pixel_opt']['type'] == 'L1Loss'
+        assert ('ldl_opt' in base['train']) == keep_ldl
+        strip = lambda o: {k: v for k, v in o.items() if k not in ('name', 'model_type', 'train')}  # noqa: E731
+        assert strip(base) == strip(aesop)
+        fidelity = ('pixel_opt', 'ldl_opt')
+        assert {k: v for k, v in base['train'].items() if k not in fidelity} == \
+            {k: v for k, v in aesop['train'].items() if k not in fidelity}
+        if keep_ldl:
+            assert base['train']['ldl_opt'] == aesop['train']['ldl_opt']
+
+
+# ------------------------------------------------------------------ full-size networks
+
+DISCRIMINATOR_OUTPUT = {
+    'VGGStyleDiscriminator': lambda size: (1, 1),  # one logit per image
+    'UNetDiscriminatorSN': lambda size: (1, 1, size, size),  # one logit per pixel
+}
+
+
+def expected_io(net_opt: dict, file_scale: int) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    """(input shape, expected output shape) of a network built from ``net_opt``, on a small input."""
+    kind = net_opt['type']
+    in_ch = net_opt.get('num_in_ch', net_opt.get('in_chans', 3))
+    if kind in DISCRIMINATOR_OUTPUT:
+        size = net_opt.get('input_size', 64)
+        return (1, in_ch, size, size), DISCRIMINATOR_OUTPUT[kind](size)
+    if kind == 'AESOPAutoEncoder':  # psi = D(E(.)): HR in, HR out
+        size = 8 * net_opt["scale"]
+        return (1, in_ch, size, size), (1, in_ch, size, size)
+    scale = declared_scale(net_opt)
+    assert scale == file_scale, f'{kind} upscales by {scale} but the file has scale: {file_scale}'
+    out_ch = net_opt.get('num_out_ch', in_ch)
+    return (1, in_ch, 8, 8), (1, out_ch, 8 * scale, 8 * scale)
+
+
+_BUILT: Dict[str, torch.nn.Module] = {}
+
+
+def built(kind: str, block: dict) -> torch.nn.Module:
+    """Build a network or loss once per distinct configuration (several files share the same ones)."""
+    key = kind + repr(sorted(block.items(), key=str))
+    if key not in _BUILT:
+        torch.manual_seed(0)
+        build = build_network if kind == 'arch' else build_loss
+        _BUILT[key] = build(deepcopy(block)).eval()
+    return _BUILT[key]
+
+
+@pytest.mark.parametrize('path', OPTION_FILES, ids=rel)
+def test_networks_build_at_full_size(path):
+    """Each network_* and each loss (AESOPLoss's auto-encoder included) builds exactly as configured,
+    and the networks map a small input to the expected shape. No weights are loaded, nothing trains."""
+    opt = load(path)
+    for key in [k for k in opt if k.startswith('network_')]:
+        net = built('arch', dict(opt[key]))
+        in_shape, out_shape = expected_io(opt[key], opt['scale'])
+        with torch.no_grad():
+            out = net(torch.rand(in_shape))
+        assert tuple(out.shape) == out_shape, f'{key}: {tuple(out.shape)} != {out_shape}'
+        assert torch.isfinite(out).all()
+    for key, loss_opt in opt.get('train', {}).items():
+        if not (key.endswith('_opt') and isinstance(loss_opt, dict)):
+            continue
+        if loss_opt['type'] == 'PerceptualLoss':
+            # building it only loads VGG19; what the file decides is which layers it reads
+            vgg_layers = NAMES[loss_opt.get('vgg_type', 'vgg19')]
+            assert set(loss_opt['layer_weights']) <= set(vgg_layers), f'train:{key}:layer_weights'
+            continue
+        loss = built('loss', without_placeholders(dict(loss_opt)))
+        if loss_opt['type'] == 'AESOPLoss':
+            assert sum(p.numel() for p in loss.autoencoder.decoder.parameters()) > 16e6, 'not the full RRDBNet'
+            in_shape, out_shape = expected_io(loss_opt['autoencoder'], opt['scale'])
+            x = torch.rand(in_shape)
+            with torch.no_grad():
+                assert tuple(loss.autoencoder(x).shape) == out_shape
+                assert loss(x, x).item() == 0
+                assert loss(x, torch.rand(in_shape)).item() > 0
+
+
+# ------------------------------------------------------------------ placeholders stop a run early
+
+def test_training_with_placeholders_fails_naming_the_keys(tmp_path):
+    """A shipped file as it is: aesop-train stops before building anything and names what to set."""
+    path = osp.join(REPO_ROOT, 'options/train/AESOP/train_AESOP_ESRGAN_LDL_RRDB128_x4_DF2K.yml')
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    start = time.time()
+    proc = subprocess.run([sys.executable, '-m', 'aesop_basicsr.train', '-opt', path], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    for key in ('datasets:train:dataroot_gt', 'datasets:val:dataroot_lq', 'path:pretrain_network_g',
+                'train:pixel_opt:pretrain_network_ae'):
+        assert key in proc.stderr, proc.stderr[-3000:]
+    assert 'Set these options' in proc.stderr
+    assert not (tmp_path / 'experiments').exists(), 'nothing may be created before the check'
+    assert time.time() - start < 120
+
+
+# ------------------------------------------------------------------ reduced copies train end to end
+
+TINY_RRDB = dict(num_feat=8, num_block=1, num_grow_ch=4)
+TINY_AE = dict(num_feat=16, num_grow_ch=8, num_block=1)
+
+
+def reduced(path: str, data: dict, root: str, checkpoints: Dict[str, str], iters: int = 4) -> str:
+    """The shipped file with tiny networks, a few iterations, real images and stand-in checkpoints
+    in place of its placeholders; written to ``root`` and returned. Losses and their weights are kept."""
+    opt = load(path)
+    opt['name'] = 'reduced_' + opt['name']
+    opt['num_gpu'] = 1 if torch.cuda.is_available() else 0
+    train_set, val_set = opt['datasets']['train'], opt['datasets']['val']
+    train_set.update(dataroot_gt=data['train']['gt'], dataroot_lq=data['train']['lq'], num_worker_per_gpu=0,
+                     batch_size_per_gpu=2, dataset_enlarge_ratio=1)
+    val_set.update(dataroot_gt=data['val']['gt'], dataroot_lq=data['val']['lq'])
+    opt['network_g'].update(TINY_RRDB)
+    opt['network_d']['num_feat'] = 8
+    opt['path']['pretrain_network_g'] = checkpoints['g']
+    train = opt['train']
+    train['total_iter'] = iters
+    train['scheduler']['milestones'] = [iters // 2]
+    if train['pixel_opt']['type'] == 'AESOPLoss':
+        train['pixel_opt']['autoencoder'].update(TINY_AE)
+        train['pixel_opt']['autoencoder']['decoder'].update(TINY_RRDB)
+        train['pixel_opt']['pretrain_network_ae'] = checkpoints['ae']
+    opt['val']['val_freq'] = iters
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=iters, use_tb_logger=False)
+    assert not find_placeholders(opt)
+    out = osp.join(root, osp.basename(path))
+    with open(out, 'w') as f:
+        yaml.dump(yaml.safe_load(yaml.dump(opt, Dumper=ordered_yaml()[1])), f)
+    return out
+
+
+@pytest.fixture(scope='module')
+def tiny_checkpoints(tmp_path_factory) -> Dict[str, str]:
+    """A tiny RRDBNet generator and a tiny AESOP auto-encoder, saved as BasicSR saves them."""
+    root = tmp_path_factory.mktemp('tiny_checkpoints')
+    torch.manual_seed(0)
+    g = build_network(dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, scale=4, **TINY_RRDB))
+    ae = build_network(dict(type='AESOPAutoEncoder', scale=4, **TINY_AE,
+                            decoder=dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, scale=4, **TINY_RRDB)))
+    paths = {'g': str(root / 'tiny_rrdb_g.pth'), 'ae': str(root / 'tiny_ae.pth')}
+    torch.save({'params_ema': g.state_dict()}, paths['g'])
+    torch.save({'params_ema': ae.state_dict()}, paths['ae'])
+    return paths
+
+
+def train_reduced(path: str, data, tmp_path, checkpoints) -> Tuple[str, str]:
+    opt_file = reduced(path, data, str(tmp_path), checkpoints)
+    name = load(opt_file)['name']
+    run_module('aesop_basicsr.train', '-opt', opt_file, cwd=str(tmp_path))
+    exp = tmp_path / 'experiments' / name
+    log = ''.join(p.read_text() for p in exp.glob('train_*.log'))
+    return str(exp), log
+
+
+def changed_from(start: str, trained: str) -> bool:
+    before = torch.load(start, map_location='cpu')['params_ema']
+    after = torch.load(trained, map_location='cpu')['params']
+    return any(not torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize('name, pixel_loss, ldl', [
+    ('AESOP/train_AESOP_ESRGAN_LDL_RRDB128_x4_DF2K.yml', 'AESOPLoss', True),
+    ('Baselines/train_ESRGAN_RRDB128_x4_DF2K.yml', 'L1Loss', False),
+])
+def test_reduced_copy_trains_end_to_end(name, pixel_loss, ldl, paired_x4, stand_in_vgg19, tiny_checkpoints,
+                                        tmp_path):
+    """The shipped recipe, shrunk, through BasicSR's real train_pipeline on real photos: its losses are
+    built, the generator starts from the given checkpoint and moves, validation runs, checkpoints are saved."""
+    exp, log = train_reduced(osp.join(REPO_ROOT, 'options/train', name), paired_x4, tmp_path, tiny_checkpoints)
+    assert f'Loss [{pixel_loss}] is created.' in log
+    assert 'Loss [PerceptualLoss] is created.' in log and 'Loss [GANLoss] is created.' in log
+    assert tiny_checkpoints['g'] in log  # BasicSR logs the generator checkpoint it loads
+    losses = [line for line in log.splitlines() if 'l_g_pix:' in line]
+    assert len(losses) == 4, log[-3000:]
+    assert ('ldl' in losses[-1]) == ldl, losses[-1]
+    assert 'l_g_percep:' in losses[-1] and 'l_g_gan:' in losses[-1] and 'l_d_real:' in losses[-1]
+    assert '# psnr:' in log and '# ssim:' in log  # validation on the held-out photos
+    assert osp.isfile(osp.join(exp, 'models', 'net_d_4.pth'))
+    assert changed_from(tiny_checkpoints['g'], osp.join(exp, 'models', 'net_g_4.pth'))
+
+
+def reduced_realesrgan(path: str, hr_dir: str, root: str, checkpoints: Dict[str, str], iters: int = 4) -> str:
+    """The shipped real-world file with tiny networks, a small degradation queue and real photos as HR."""
+    opt = load(path)
+    opt['name'] = 'reduced_' + opt['name']
+    opt['num_gpu'] = 1
+    opt['queue_size'] = 4  # RealESRGANModel needs it divisible by the batch size
+    meta_info = osp.join(root, 'meta_info.txt')
+    with open(meta_info, 'w') as f:
+        f.write(''.join(f'{name}\n' for name in sorted(os.listdir(hr_dir))))
+    opt['datasets']['train'].update(dataroot_gt=hr_dir, meta_info=meta_info, num_worker_per_gpu=0,
+                                    batch_size_per_gpu=2)
+    opt['network_g'].update(TINY_RRDB)
+    opt['network_d']['num_feat'] = 8
+    opt['path']['pretrain_network_g'] = checkpoints['g']
+    train = opt['train']
+    train['total_iter'] = iters
+    train['pixel_opt']['autoencoder'].update(TINY_AE)
+    train['pixel_opt']['autoencoder']['decoder'].update(TINY_RRDB)
+    train['pixel_opt']['pretrain_network_ae'] = checkpoints['ae']
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=iters, use_tb_logger=False)
+    assert not find_placeholders(opt)
+    out = osp.join(root, osp.basename(path))
+    with open(out, 'w') as f:
+        yaml.dump(yaml.safe_load(yaml.dump(opt, Dumper=ordered_yaml()[1])), f)
+    return out
+
+
+@pytest.fixture
+def real_world_hr(tmp_path) -> str:
+    """Real photos of at least 256 px, as RealESRGANDataset takes its HR images."""
+    folder = tmp_path / 'hr'
+    folder.mkdir()
+    for name in ('astronaut', 'coffee', 'chelsea', 'rocket'):
+        cv2.imwrite(str(folder / f'{name}.png'), load_photo(name)[:300, :300])
+    return str(folder)
+
+
+def test_reduced_realesrgan_copy_builds_its_degradation_data(real_world_hr, tiny_checkpoints, tmp_path):
+    """On any machine: the real-world file's dataset settings make Real-ESRGAN's GT patches and kernels."""
+    from basicsr.data import build_dataset
+    opt = load(reduced_realesrgan(osp.join(REPO_ROOT, 'options/train/AESOP/train_AESOP_RealESRGAN_x4plus.yml'),
+                                  real_world_hr, str(tmp_path), tiny_checkpoints))
+    dataset_opt = dict(opt['datasets']['train'], phase='train', scale=opt['scale'])
+    dataset = build_dataset(dataset_opt)
+    assert len(dataset) == 4
+    item = dataset[0]
+    assert tuple(item['gt'].shape) == (3, 400, 400)  # padded/cropped to 400; the model crops gt_size from it
+    assert item['kernel1'].shape == item['kernel2'].shape == (21, 21)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="Real-ESRGAN's model calls .cuda(): needs a CUDA GPU")
+def test_reduced_realesrgan_copy_trains_on_cuda(real_world_hr, stand_in_vgg19, tiny_checkpoints, tmp_path):
+    """The real-world recipe, shrunk, through train_pipeline on a GPU: Real-ESRGAN's on-the-fly degradations,
+    AESOP against the USM-sharpened GT, the U-Net discriminator; checkpoints saved and the generator moved."""
+    opt_file = reduced_realesrgan(osp.join(REPO_ROOT, 'options/train/AESOP/train_AESOP_RealESRGAN_x4plus.yml'),
+                                  real_world_hr, str(tmp_path), tiny_checkpoints)
+    name = load(opt_file)['name']
+    run_module('aesop_basicsr.train', '-opt', opt_file, cwd=str(tmp_path))
+    exp = tmp_path / 'experiments' / name
+    log = ''.join(p.read_text() for p in exp.glob('train_*.log'))
+    assert 'Loss [AESOPLoss] is created.' in log
+    losses = [line for line in log.splitlines() if 'l_g_pix:' in line]
+    assert len(losses) == 4, log[-3000:]
+    assert 'l_g_percep:' in losses[-1] and 'l_g_gan:' in losses[-1]
+    assert changed_from(tiny_checkpoints['g'], str(exp / 'models' / 'net_g_4.pth'))

@@ -27,8 +27,8 @@ import aesop_basicsr  # noqa: F401  (registers AESOP into BasicSR; must precede 
 import torch
 import yaml
 
-from aesop_basicsr.utils.demo_options import (AUTOENCODER, GENERATOR, STAGE_NAMES, DemoSettings, all_options,
-                                              checkpoint_path, dataset_folders)
+from aesop_basicsr.utils.demo_options import (AUTOENCODER, GENERATOR, DemoSettings, all_options, checkpoint_path,
+                                              dataset_folders)
 from aesop_basicsr.utils.demo_report import build_report, markdown_table
 from aesop_basicsr.utils.sample_data import write_paired_dataset
 
@@ -77,8 +77,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def settings_from_args(args: argparse.Namespace, perceptual: bool) -> DemoSettings:
     base = QUICK if args.quick else DemoSettings()
-    return DemoSettings(psnr_iters=args.psnr_iters or base.psnr_iters, ae_iters=args.ae_iters or base.ae_iters,
-                        gan_iters=args.gan_iters or base.gan_iters, batch_size=base.batch_size,
+    def pick(value: Optional[int], default: int) -> int:
+        return default if value is None else value
+
+    return DemoSettings(psnr_iters=pick(args.psnr_iters, base.psnr_iters), ae_iters=pick(args.ae_iters, base.ae_iters),
+                        gan_iters=pick(args.gan_iters, base.gan_iters), batch_size=base.batch_size,
                         perceptual=perceptual, seed=base.seed)
 
 
@@ -150,6 +153,7 @@ def train_env() -> Dict[str, str]:
     path = os.environ.get('PYTHONPATH', '')
     env = dict(os.environ, PYTHONPATH=package_root + (os.pathsep + path if path else ''))
     env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+    env['PYTHONUNBUFFERED'] = '1'  # progress lines arrive as they are logged
     return env
 
 
@@ -166,6 +170,7 @@ def run_training(root: str, opt_file: str, log_file: str, total_iters: int) -> O
             bufsize=1) as proc:
         for line in proc.stdout:
             log.write(line)
+            log.flush()
             tail = (tail + [line])[-30:]
             match = ITER_RE.search(line)
             if match and tty:

@@ -13,7 +13,7 @@ import aesop_basicsr  # noqa: F401  (registers AESOP into BasicSR; must precede 
 import basicsr.test
 import basicsr.train
 import torch
-from basicsr.utils import get_root_logger, scandir
+from basicsr.utils import scandir
 from basicsr.utils.options import parse_options
 from basicsr.utils.misc import check_resume
 
@@ -60,7 +60,9 @@ def load_resume_state(opt: dict) -> Optional[dict]:
     # that this run's own earlier self wrote, so it is loaded as a full pickle
     resume_state = torch.load(resume_state_path, map_location=resume_map_location(opt), weights_only=False)
     check_resume(opt, resume_state['iter'])
-    get_root_logger().info(f'Resuming from training state {resume_state_path}.')
+    # print, not get_root_logger(): the pipeline sets up its logger (with the log file) only after
+    # this returns, and BasicSR's get_root_logger ignores the log file once the logger exists
+    print(f'Resuming from training state {resume_state_path}.', flush=True)
     return resume_state
 
 

@@ -1,0 +1,354 @@
+"""AESOPAEModel: auto-encoder pretraining through BasicSR's train_pipeline on real images.
+
+A tiny auto-encoder (RRDB encoder with 16 features, RRDBNet decoder with 8) keeps each
+training step well under a second on a CPU.
+"""
+import os
+import subprocess
+import sys
+from copy import deepcopy
+from glob import glob
+from os import path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+from basicsr.archs.rrdbnet_arch import RRDBNet
+from basicsr.data import build_dataset
+from basicsr.models import build_model
+from basicsr.utils import tensor2img
+from basicsr.utils.options import ordered_yaml
+
+from aesop_basicsr.losses.aesop_loss import AESOPLoss
+from aesop_basicsr.models.aesop_ae_model import AESOPAEModel
+from conftest import REPO_ROOT, run_module
+
+TINY_DECODER = dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1, num_grow_ch=4, scale=4)
+TINY_AE = dict(type='AESOPAutoEncoder', scale=4, num_in_ch=3, num_feat=16, num_grow_ch=4, num_block=1,
+               decoder=TINY_DECODER)
+SHIPPED = {
+    'DF2K': osp.join(REPO_ROOT, 'options', 'train', 'AESOP', 'train_AE_RRDBdecoder_x4_DF2K.yml'),
+    'RealESRNet': osp.join(REPO_ROOT, 'options', 'train', 'AESOP', 'train_AE_RRDBdecoder_x4_RealESRNet.yml'),
+}
+
+
+def decoder_state(state_dict):
+    """The decoder's tensors of an auto-encoder state dict, keyed as in the decoder itself."""
+    return {k[len('decoder.'):]: v for k, v in state_dict.items() if k.startswith('decoder.')}
+
+
+def same_tensors(a, b) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope='module')
+def stand_in_decoder(tmp_path_factory) -> str:
+    """A tiny RRDBNet saved like a BasicSR SR checkpoint (``params``): plays the PSNR-oriented decoder."""
+    torch.manual_seed(1)
+    path = str(tmp_path_factory.mktemp('decoder') / 'tiny_rrdbnet.pth')
+    net = RRDBNet(**{k: v for k, v in TINY_DECODER.items() if k != 'type'})
+    torch.save({'params': net.state_dict()}, path)
+    return path
+
+
+def train_options(name, paired, decoder_path, total_iter, freeze_decoder_iters):
+    return {
+        'name': name, 'model_type': 'AESOPAEModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 0,
+        'datasets': {
+            'train': {'name': 'photos', 'type': 'PairedImageDataset', 'dataroot_gt': paired['train']['gt'],
+                      'dataroot_lq': paired['train']['lq'], 'io_backend': {'type': 'disk'}, 'gt_size': 64,
+                      'use_hflip': True, 'use_rot': True, 'use_shuffle': True, 'num_worker_per_gpu': 0,
+                      'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 1},
+            'val': {'name': 'photos_val', 'type': 'PairedImageDataset', 'dataroot_gt': paired['val']['gt'],
+                    'dataroot_lq': paired['val']['lq'], 'io_backend': {'type': 'disk'}},
+        },
+        'network_g': deepcopy(TINY_AE),
+        'path': {'pretrain_network_g': None, 'pretrain_network_decoder': decoder_path,
+                 'param_key_decoder': 'params', 'strict_load_decoder': True, 'resume_state': None},
+        'train': {
+            'ema_decay': 0.9, 'freeze_decoder_iters': freeze_decoder_iters,
+            'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [1000], 'gamma': 0.5},
+            'total_iter': total_iter, 'warmup_iter': -1,
+            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
+            'lr_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
+        },
+        'val': {'val_freq': 2, 'save_img': True, 'metrics': {
+            'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True},
+            'ssim': {'type': 'calculate_ssim', 'crop_border': 4, 'test_y_channel': True}}},
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': False},
+    }
+
+
+def write_yml(path, opt) -> str:
+    with open(path, 'w') as f:
+        yaml.safe_dump(opt, f, sort_keys=False)
+    return str(path)
+
+
+def read_log(exp_root) -> str:
+    return ''.join(open(p).read() for p in sorted(glob(osp.join(exp_root, 'train_*.log'))))
+
+
+# ---- end to end through train_pipeline -----------------------------------------------------
+
+def test_train_pipeline_freezes_decoder_then_trains_it_and_auto_resumes(tmp_path, paired_x4, stand_in_decoder):
+    """Iters 1-3 frozen (2 in the first run, 1 after --auto_resume), iter 4 trains the decoder."""
+    exp = osp.join(tmp_path, 'experiments', 'ae_tiny')
+    opt = train_options('ae_tiny', paired_x4, stand_in_decoder, total_iter=2, freeze_decoder_iters=3)
+    run_module('aesop_basicsr.train', '-opt', write_yml(tmp_path / 'first.yml', opt), cwd=str(tmp_path))
+    first_log = read_log(exp)
+    assert 'Iter 1: the decoder is frozen until iteration 3.' in first_log
+    assert 'l_pix: ' in first_log and 'l_lr: ' in first_log
+    for metric in ('psnr', 'ssim', 'psnr_lr', 'ssim_lr'):
+        assert f'# {metric}: ' in first_log
+
+    pretrained = torch.load(stand_in_decoder)['params']
+    at_2 = torch.load(osp.join(exp, 'models', 'net_g_2.pth'))
+    for key in ('params', 'params_ema'):  # frozen: bit-identical to the loaded decoder, EMA copy included
+        assert same_tensors(decoder_state(at_2[key]), pretrained), key
+
+    # the second run continues the first one (same name) up to iteration 4
+    opt['train']['total_iter'] = 4
+    proc = run_module('aesop_basicsr.train', '-opt', write_yml(tmp_path / 'second.yml', opt), '--auto_resume',
+                      cwd=str(tmp_path))
+    assert not glob(osp.join(tmp_path, 'experiments', 'ae_tiny_archived_*')), 'resuming must not start afresh'
+    log = proc.stdout + proc.stderr  # the console copy of the resumed run's log
+    assert 'Resuming training from epoch: ' in log and 'iter: 2.' in log
+    assert 'Resuming: the decoder comes from the resumed net_g checkpoint' in log
+    assert 'Iter 3: the decoder is frozen until iteration 3.' in log
+    assert 'Iter 4: the decoder trains from now on (train:freeze_decoder_iters=3).' in log
+    at_4 = torch.load(osp.join(exp, 'models', 'net_g_4.pth'))
+    for key in ('params', 'params_ema'):
+        assert not same_tensors(decoder_state(at_4[key]), pretrained), f'{key}: the decoder did not train at iter 4'
+        encoder_2 = {k: v for k, v in at_2[key].items() if not k.startswith('decoder.')}
+        encoder_4 = {k: v for k, v in at_4[key].items() if not k.startswith('decoder.')}
+        assert not same_tensors(encoder_2, encoder_4), f'{key}: the encoder did not train after resuming'
+
+    # the final validation saved D(E(HR)) and E(HR) of the EMA network, which AESOPLoss reproduces
+    latest = osp.join(exp, 'models', 'net_g_latest.pth')
+    loss = AESOPLoss(autoencoder=TINY_AE, pretrain_network_ae=latest, param_key_ae='params_ema')
+    name = sorted(os.listdir(paired_x4['val']['gt']))[0]
+    stem = osp.splitext(name)[0]
+    hr = cv2.imread(osp.join(paired_x4['val']['gt'], name)).astype(np.float32) / 255.
+    x = torch.from_numpy(hr[..., ::-1].transpose(2, 0, 1).copy())[None]
+    with torch.no_grad():
+        expected = {'': tensor2img(loss.autoencoder(x)), '_lr': tensor2img(loss.autoencoder.encode(x))}
+    saved_iters = [osp.basename(p)[len(stem) + 1:-4] for p in glob(osp.join(exp, 'visualization', stem, '*.png'))]
+    final_iter = max(int(it) for it in saved_iters if it.isdigit())
+    assert final_iter >= 4
+    for tag, image in expected.items():
+        saved = cv2.imread(osp.join(exp, 'visualization', stem, f'{stem}_{final_iter}{tag}.png'))
+        assert saved.shape == ((128, 128, 3) if tag == '' else (32, 32, 3))
+        assert np.abs(saved.astype(int) - image.astype(int)).max() <= 1, tag
+
+
+@pytest.mark.parametrize('recipe', sorted(SHIPPED))
+def test_shipped_option_files_fail_until_paths_are_filled(tmp_path, recipe):
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+    proc = subprocess.run([sys.executable, '-m', 'aesop_basicsr.train', '-opt', SHIPPED[recipe]], cwd=str(tmp_path),
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    for key in ('datasets:train:dataroot_gt', 'datasets:train:dataroot_lq', 'datasets:val:dataroot_gt',
+                'path:pretrain_network_decoder'):
+        assert key in proc.stderr, key
+    assert not osp.exists(tmp_path / 'experiments'), 'nothing may be created before the check'
+
+
+# ---- in-process: the model itself ------------------------------------------------------------
+
+def model_options(tmp_path, network=None, **train):
+    """What BasicSR's parse_options gives the model for a CPU training run."""
+    root = str(tmp_path / 'exp')
+    opt = {
+        'name': 'ae', 'model_type': 'AESOPAEModel', 'scale': 4, 'num_gpu': 0, 'dist': False, 'rank': 0,
+        'world_size': 1, 'is_train': True, 'network_g': deepcopy(network or TINY_AE),
+        'path': {'experiments_root': root, 'models': osp.join(root, 'models'), 'log': root,
+                 'training_states': osp.join(root, 'training_states'),
+                 'visualization': osp.join(root, 'visualization')},
+        'train': {'ema_decay': 0.5, 'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]},
+                  'scheduler': {'type': 'MultiStepLR', 'milestones': [1000], 'gamma': 0.5},
+                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
+        'val': {'metrics': {}},
+    }
+    opt['train'].update(train)
+    for folder in ('models', 'training_states'):
+        os.makedirs(opt['path'][folder], exist_ok=True)
+    return opt
+
+
+@pytest.fixture(scope='module')
+def batch(paired_x4):
+    """Two 128 px HR photos with their 32 px LR pairs, from BasicSR's PairedImageDataset."""
+    dataset = build_dataset({'name': 'photos', 'type': 'PairedImageDataset', 'phase': 'val', 'scale': 4,
+                             'dataroot_gt': paired_x4['train']['gt'], 'dataroot_lq': paired_x4['train']['lq'],
+                             'io_backend': {'type': 'disk'}})
+    items = [dataset[0], dataset[1]]
+    return {key: torch.stack([item[key] for item in items]) for key in ('gt', 'lq')}
+
+
+def bare_parts(model):
+    net = model.get_bare_model(model.net_g)
+    decoder = [p for n, p in net.named_parameters() if n.startswith('decoder.')]
+    encoder = [p for n, p in net.named_parameters() if not n.startswith('decoder.')]
+    return net, encoder, decoder
+
+
+def test_lr_term_gradient_reaches_only_the_encoder(tmp_path, batch):
+    torch.manual_seed(0)
+    model = build_model(model_options(tmp_path, lr_opt={'type': 'L1Loss', 'loss_weight': 1.0}))
+    net, encoder, decoder = bare_parts(model)
+    model.feed_data(batch)
+    _, losses = model.compute_losses()
+    assert set(losses) == {'l_pix', 'l_lr'}
+    assert torch.equal(model.encoded, net.encode(batch['gt']))  # the code is E(HR) of the same pass
+
+    losses['l_lr'].backward(retain_graph=True)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in encoder)
+    assert all(p.grad is None for p in decoder)
+    losses['l_pix'].backward()  # for contrast: the reconstruction term does reach the decoder
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in decoder)
+
+
+def test_saved_checkpoint_loads_into_aesop_loss_and_reproduces_the_model(tmp_path, batch):
+    torch.manual_seed(0)
+    model = build_model(model_options(tmp_path, lr_opt={'type': 'L1Loss', 'loss_weight': 1.0}))
+    model.feed_data(batch)
+    for it in range(1, 4):
+        model.optimize_parameters(it)
+    model.save(epoch=0, current_iter=3)
+    path = osp.join(model.opt['path']['models'], 'net_g_3.pth')
+
+    x = batch['gt'][:1]
+    outputs = {}
+    for key, net in (('params', model.get_bare_model(model.net_g)), ('params_ema', model.net_g_ema)):
+        loss = AESOPLoss(autoencoder=TINY_AE, pretrain_network_ae=path, param_key_ae=key)
+        with torch.no_grad():
+            outputs[key] = loss.autoencoder(x)
+            assert torch.equal(outputs[key], net.eval()(x)), key
+    assert not torch.equal(outputs['params'], outputs['params_ema'])  # two different networks were saved
+
+
+def test_decoder_frozen_for_the_whole_run_is_not_optimised(tmp_path, batch, stand_in_decoder):
+    torch.manual_seed(0)
+    opt = model_options(tmp_path, freeze_decoder_iters=-1)
+    opt['path']['pretrain_network_decoder'] = stand_in_decoder
+    model = build_model(opt)
+    net, encoder, decoder = bare_parts(model)
+    optimised = {id(p) for group in model.optimizer_g.param_groups for p in group['params']}
+    assert optimised == {id(p) for p in encoder}
+    assert not any(p.requires_grad for p in decoder)
+
+    encoder_before = [p.detach().clone() for p in encoder]
+    model.feed_data(batch)
+    for it in range(1, 3):
+        model.optimize_parameters(it)
+    pretrained = torch.load(stand_in_decoder)['params']
+    assert same_tensors(decoder_state(net.state_dict()), pretrained)
+    assert same_tensors(decoder_state(model.net_g_ema.state_dict()), pretrained)
+    assert not all(torch.equal(a, b) for a, b in zip(encoder_before, encoder))
+
+
+class CPUDistributedDataParallel(torch.nn.parallel.DistributedDataParallel):
+    """BaseModel.model_to_device passes a CUDA device id; a CPU module takes none."""
+
+    def __init__(self, module, device_ids=None, **kwargs):
+        super().__init__(module, **kwargs)
+
+
+@pytest.mark.parametrize('freeze_decoder_iters', [2, -1])
+def test_frozen_decoder_trains_under_distributed_data_parallel(tmp_path, batch, stand_in_decoder, monkeypatch,
+                                                                freeze_decoder_iters):
+    """Real DDP (gloo, one process): it raises if a parameter it wrapped gets no gradient."""
+    import basicsr.models.base_model as base_model
+    import torch.distributed as dist
+    monkeypatch.setattr(base_model, 'DistributedDataParallel', CPUDistributedDataParallel)
+    monkeypatch.setattr(torch.cuda, 'current_device', lambda: 0)
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path}/dist_init', rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        opt = model_options(tmp_path, freeze_decoder_iters=freeze_decoder_iters,
+                            lr_opt={'type': 'L1Loss', 'loss_weight': 1.0})
+        opt['dist'] = True
+        opt['path']['pretrain_network_decoder'] = stand_in_decoder
+        model = build_model(opt)
+        assert isinstance(model.net_g, CPUDistributedDataParallel)
+        net = model.get_bare_model(model.net_g)
+        pretrained = torch.load(stand_in_decoder)['params']
+        model.feed_data(batch)
+        for it in range(1, 4):
+            model.optimize_parameters(it)
+            frozen = freeze_decoder_iters < 0 or it <= freeze_decoder_iters
+            assert same_tensors(decoder_state(net.state_dict()), pretrained) == frozen, it
+        assert set(model.log_dict) == {'l_pix', 'l_lr'}
+    finally:
+        dist.destroy_process_group()
+
+
+# ---- clear errors before training --------------------------------------------------------------
+
+def test_whole_ae_and_decoder_checkpoints_together_are_an_error(tmp_path, stand_in_decoder):
+    opt = model_options(tmp_path)
+    opt['path'].update(pretrain_network_g=stand_in_decoder, pretrain_network_decoder=stand_in_decoder)
+    with pytest.raises(ValueError, match='path:pretrain_network_g .* path:pretrain_network_decoder'):
+        build_model(opt)
+
+
+def test_decoder_checkpoint_errors_name_the_option(tmp_path, stand_in_decoder):
+    opt = model_options(tmp_path)
+    opt['path'].update(pretrain_network_decoder=stand_in_decoder, param_key_decoder='params_ema')
+    with pytest.raises(KeyError, match="path:param_key_decoder: 'params_ema' is not in"):
+        build_model(opt)
+    opt['path']['param_key_decoder'] = 'params'
+    opt['network_g']['decoder']['num_feat'] = 16
+    with pytest.raises(ValueError, match='path:pretrain_network_decoder: .*tiny_rrdbnet.pth.* does not fit'):
+        build_model(opt)
+
+
+@pytest.mark.parametrize('change, message', [
+    (lambda opt: opt['train'].pop('pixel_opt'), 'train:pixel_opt is required'),
+    (lambda opt: opt['train'].update(freeze_decoder_iters='100k'), 'train:freeze_decoder_iters must be an integer'),
+    (lambda opt: (opt['train'].update(lr_opt={'type': 'L1Loss'}), opt['network_g'].update(encoder_type='area')),
+     'train:lr_opt is set but network_g:encoder_type'),
+    (lambda opt: opt['network_g'].update(type='RRDBNet'), 'network_g:type is .RRDBNet.'),
+])
+def test_inconsistent_options_fail_before_building(tmp_path, change, message):
+    opt = model_options(tmp_path)
+    change(opt)
+    with pytest.raises(ValueError, match=message):
+        build_model(opt)
+
+
+@pytest.mark.parametrize('recipe', sorted(SHIPPED))
+def test_shipped_recipes_build_the_papers_auto_encoder(tmp_path, recipe):
+    """The shipped files with their placeholders filled: full-size AE, decoder loaded, paper's settings."""
+    with open(SHIPPED[recipe]) as f:
+        shipped = yaml.load(f, Loader=ordered_yaml()[0])
+    opt = model_options(tmp_path, network=shipped['network_g'])
+    opt['train'] = shipped['train']
+    opt['val'] = shipped['val']
+    param_key = shipped['path']['param_key_decoder']
+    torch.manual_seed(2)
+    decoder = RRDBNet(**{k: v for k, v in shipped['network_g']['decoder'].items() if k != 'type'})
+    decoder_path = str(tmp_path / 'psnr_decoder.pth')
+    torch.save({param_key: decoder.state_dict()}, decoder_path)
+    opt['path'].update(pretrain_network_decoder=decoder_path, param_key_decoder=param_key)
+
+    model = build_model(opt)
+    assert isinstance(model, AESOPAEModel)
+    net = model.get_bare_model(model.net_g)
+    assert same_tensors(decoder_state(net.state_dict()), decoder.state_dict())
+    assert model.ema_decay == 0.999 and shipped['train']['total_iter'] == 100000
+    assert shipped['datasets']['train']['gt_size'] == 256 and shipped['datasets']['train']['batch_size_per_gpu'] == 16
+    group = model.optimizer_g.param_groups[0]
+    assert group['lr'] == 1e-4 and tuple(group['betas']) == (0.9, 0.99)
+    optimised = {id(p) for p in group['params']}
+    decoder_params = {id(p) for p in net.decoder.parameters()}
+    if recipe == 'DF2K':  # L1 + 1.0 * L1 on the LR image, the decoder trains
+        assert model.cri_lr is not None and model.cri_lr.loss_weight == 1.0
+        assert decoder_params <= optimised and model.freeze_decoder_iters == 0
+    else:  # no LR term, decoder frozen throughout
+        assert model.cri_lr is None
+        assert not decoder_params & optimised and model.freeze_decoder_iters < 0

@@ -20,7 +20,9 @@ EXPERIMENTS = 'experiments'
 # Tiny versions of the paper's networks, so that every stage runs in about a minute on two CPU cores.
 GENERATOR: Dict[str, Any] = dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, num_feat=16, num_block=2,
                                  num_grow_ch=8, scale=SCALE)
-AUTOENCODER: Dict[str, Any] = dict(type='AESOPAutoEncoder', scale=SCALE, num_in_ch=3, num_feat=32, num_grow_ch=16,
+# num_feat 48: the encoder's full-resolution stem has 48 / 4**2 = 3 channels. With fewer, a colour
+# direction falls into E's null space, AESOP cannot see it, and the GAN drifts along it.
+AUTOENCODER: Dict[str, Any] = dict(type='AESOPAutoEncoder', scale=SCALE, num_in_ch=3, num_feat=48, num_grow_ch=12,
                                    num_block=1, encoder_type='rrdb', decoder=GENERATOR)
 DISCRIMINATOR: Dict[str, Any] = dict(type='VGGStyleDiscriminator', num_in_ch=3, num_feat=16, input_size=GT_SIZE)
 
@@ -33,9 +35,9 @@ STAGE_NAMES = {'psnr': 'demo_1_psnr', 'ae': 'demo_2_ae', 'gan_l1': 'demo_3_gan_l
 @dataclass
 class DemoSettings:
     """Lengths and switches of the demo's four training runs."""
-    psnr_iters: int = 1000
-    ae_iters: int = 300
-    gan_iters: int = 250
+    psnr_iters: int = 800
+    ae_iters: int = 400
+    gan_iters: int = 200
     batch_size: int = 4
     perceptual: bool = False
     seed: int = 0
@@ -113,7 +115,7 @@ def ae_options(settings: DemoSettings) -> Dict[str, Any]:
         ema_decay=0,
         # the encoder starts random: keep its first large gradients away from the pretrained decoder
         freeze_decoder_iters=max(1, settings.ae_iters // 3),
-        optim_g=_adam(5e-4),
+        optim_g=_adam(2e-3),
         scheduler=dict(type='CosineAnnealingRestartLR', periods=[settings.ae_iters], restart_weights=[1],
                        eta_min=1e-5),
         total_iter=settings.ae_iters, warmup_iter=-1,

@@ -54,7 +54,7 @@ def lpips_metric() -> Tuple[Optional[Callable[..., float]], str]:
     if 'calculate_lpips' not in METRIC_REGISTRY:
         return None, 'no calculate_lpips metric is registered in this install'
     metric = METRIC_REGISTRY.get('calculate_lpips')
-    probe = np.zeros((32, 32, 3), np.uint8)
+    probe = np.zeros((64, 64, 3), np.uint8)  # large enough for every AlexNet tap
     try:
         metric(probe, probe, crop_border=0)
     except Exception as err:  # missing weights surface as many error types (file, hub, import)

@@ -11,9 +11,10 @@ import torch
 from basicsr.utils import img2tensor
 from torch import Tensor, nn
 
-# Both error maps of a panel are drawn with this gain (then clipped to 1), so that their
-# colours compare directly: a mean absolute error of 1/ERROR_GAIN is the brightest colour.
-ERROR_GAIN = 4.0
+# Both error maps of a panel share one colour scale, so that their colours compare directly:
+# black is no error, the brightest colour an absolute error of ERROR_MAX (about 25 grey levels)
+# or more, on a square-root scale so that the small errors AESOP leaves stay visible.
+ERROR_MAX = 0.1
 HEADER_HEIGHT = 18  # px of caption strip above every tile
 GAP = 4  # px between tiles
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -40,9 +41,9 @@ def error_maps(sr: np.ndarray, hr: np.ndarray, autoencoder: nn.Module) -> Tuple[
     return abs_error_map(sr_t, hr_t), abs_error_map(psi_sr, psi_hr)
 
 
-def colorize(error: np.ndarray, gain: float = ERROR_GAIN) -> np.ndarray:
-    """An error map as a uint8 BGR heat map (inferno): black = no error, yellow = 1/gain or more."""
-    scaled = np.clip(np.round(error * gain * 255.), 0, 255).astype(np.uint8)
+def colorize(error: np.ndarray, error_max: float = ERROR_MAX) -> np.ndarray:
+    """An error map as a uint8 BGR heat map (inferno, square-root scale): black = 0, yellow >= error_max."""
+    scaled = np.round(np.sqrt(np.clip(error / error_max, 0, 1)) * 255.).astype(np.uint8)
     return cv2.applyColorMap(scaled, cv2.COLORMAP_INFERNO)
 
 
@@ -78,15 +79,15 @@ def comparison_panel(tiles: Sequence[Tuple[str, np.ndarray]]) -> np.ndarray:
 
 
 def error_panel(rows: Sequence[Tuple[str, np.ndarray, np.ndarray, np.ndarray]],
-                gain: float = ERROR_GAIN) -> np.ndarray:
-    """One row per SR image: SR | |SR-HR| | |AE(SR)-AE(HR)|, all error maps drawn with the same gain.
+                error_max: float = ERROR_MAX) -> np.ndarray:
+    """One row per SR image: SR | |SR-HR| | |AE(SR)-AE(HR)|, all error maps on the same colour scale.
 
     ``rows`` holds (name, SR image, |SR-HR| map, |AE(SR)-AE(HR)| map). Each map's caption gives
     its mean, the figure L1 and AESOP (with an l1 criterion) average over channels and pixels.
     """
     drawn = [
-        captioned_row([(name, sr), (f'|SR-HR| x{gain:g}  mean {pix.mean():.4f}', colorize(pix, gain)),
-                       (f'|AE(SR)-AE(HR)|  mean {ae.mean():.4f}', colorize(ae, gain))])
+        captioned_row([(name, sr), (f'|SR-HR|  mean {pix.mean():.4f}', colorize(pix, error_max)),
+                       (f'|AE(SR)-AE(HR)|  mean {ae.mean():.4f}', colorize(ae, error_max))])
         for name, sr, pix, ae in rows
     ]
     return _join(drawn, axis=0)

@@ -53,6 +53,10 @@ def lpips_metric() -> Tuple[Optional[Callable[..., float]], str]:
     """(LPIPS metric function, '') if ``calculate_lpips`` is registered and its weights load offline, else (None, why)."""
     if 'calculate_lpips' not in METRIC_REGISTRY:
         return None, 'no calculate_lpips metric is registered in this install'
+    from torchvision.models import AlexNet_Weights
+    alexnet = osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(AlexNet_Weights.IMAGENET1K_V1.url))
+    if not osp.isfile(alexnet):  # the demo downloads nothing
+        return None, f'its AlexNet weights are not on disk ({alexnet})'
     metric = METRIC_REGISTRY.get('calculate_lpips')
     probe = np.zeros((64, 64, 3), np.uint8)  # large enough for every AlexNet tap
     try:

@@ -16,7 +16,8 @@ import pytest
 import torch
 import yaml
 from basicsr.archs.rrdbnet_arch import RRDBNet
-from basicsr.data import build_dataset
+from basicsr.data import build_dataloader, build_dataset
+from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.models import build_model
 from basicsr.utils import tensor2img
 from basicsr.utils.options import ordered_yaml
@@ -285,6 +286,40 @@ def test_frozen_decoder_trains_under_distributed_data_parallel(tmp_path, batch, 
         assert set(model.log_dict) == {'l_pix', 'l_lr'}
     finally:
         dist.destroy_process_group()
+
+
+def test_validation_reports_hr_and_lr_metrics_and_saves_both_images(tmp_path, paired_x4):
+    """With the fixed ``area`` encoder E(HR) is close to the bicubic LR, so ``psnr_lr`` is a real number to check."""
+    network = dict(TINY_AE, encoder_type='area')
+    opt = model_options(tmp_path, network=network)
+    opt['val'] = {'save_img': True, 'metrics': {
+        'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True},
+        'ssim': {'type': 'calculate_ssim', 'crop_border': 4, 'test_y_channel': True}}}
+    torch.manual_seed(0)
+    model = build_model(opt)
+    dataset_opt = {'name': 'photos_val', 'type': 'PairedImageDataset', 'phase': 'val', 'scale': 4,
+                   'dataroot_gt': paired_x4['val']['gt'], 'dataroot_lq': paired_x4['val']['lq'],
+                   'io_backend': {'type': 'disk'}}
+    loader = build_dataloader(build_dataset(dataset_opt), dataset_opt, num_gpu=0, dist=False)
+    model.validation(loader, current_iter=7, tb_logger=None, save_img=True)
+
+    expected = {name: [] for name in ('psnr', 'ssim', 'psnr_lr', 'ssim_lr')}
+    for name in sorted(os.listdir(paired_x4['val']['gt'])):
+        stem = osp.splitext(name)[0]
+        folder = osp.join(opt['path']['visualization'], stem)
+        recon, encoded = (cv2.imread(osp.join(folder, f'{stem}_7{tag}.png')) for tag in ('', '_lr'))
+        hr = cv2.imread(osp.join(paired_x4['val']['gt'], name))
+        lr = cv2.imread(osp.join(paired_x4['val']['lq'], name))
+        assert recon.shape == hr.shape == (128, 128, 3) and encoded.shape == lr.shape == (32, 32, 3)
+        expected['psnr'].append(calculate_psnr(recon, hr, crop_border=4, test_y_channel=True))
+        expected['ssim'].append(calculate_ssim(recon, hr, crop_border=4, test_y_channel=True))
+        expected['psnr_lr'].append(calculate_psnr(encoded, lr, crop_border=1, test_y_channel=True))
+        expected['ssim_lr'].append(calculate_ssim(encoded, lr, crop_border=1, test_y_channel=True))
+    assert list(model.metric_results) == list(expected)
+    for name, values in expected.items():
+        assert model.metric_results[name] == pytest.approx(np.mean(values), abs=1e-9), name
+    assert model.metric_results['psnr_lr'] > 25  # box average vs bicubic: close, unlike the random decoder
+    assert model.metric_results['psnr'] < model.metric_results['psnr_lr']
 
 
 # ---- clear errors before training --------------------------------------------------------------

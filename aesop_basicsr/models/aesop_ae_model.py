@@ -1,4 +1,4 @@
-"""Pretraining the AESOP auto-encoder psi = D(E(.)) (Lee et al., CVPR 2025, Sec. 3.3).
+"""Pretraining the AESOP auto-encoder psi = D(E(.)) (Lee et al., CVPR 2025).
 
 Loss on an HR batch with its LR pair (BasicSR's ``PairedImageDataset``: ``gt`` = HR, ``lq`` = LR):
 

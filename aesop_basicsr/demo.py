@@ -54,8 +54,8 @@ class DemoError(RuntimeError):
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog='aesop-demo', description=__doc__.split('\n\n')[0],
-        epilog='Default run: 12 minutes measured on a 2-core CPU shared with other jobs (load ~4), less on an idle '
-        'one; --quick takes about a minute. The option files land in OUT/options and rerun '
+        epilog='Default run: about 7 minutes measured on 2 CPU cores (12 while other jobs loaded them); '
+        '--quick takes about a minute. The option files land in OUT/options and rerun '
         'with `cd OUT && aesop-train -opt options/3_gan_aesop.yml`.')
     parser.add_argument('--out', default='aesop_demo',
                         help='report folder (default ./aesop_demo); if it already holds files, a new '

@@ -56,7 +56,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         prog='aesop-demo', description=__doc__.split('\n\n')[0],
         epilog='Default run: about 7 minutes measured on 2 CPU cores (12 while other jobs loaded them); '
         '--quick takes about a minute. The option files land in OUT/options and rerun '
-        'with `cd OUT && aesop-train -opt options/3_gan_aesop.yml`.')
+        'with `cd OUT && aesop-train -opt options/4_gan_aesop.yml`.')
     parser.add_argument('--out', default='aesop_demo',
                         help='report folder (default ./aesop_demo); if it already holds files, a new '
                         'timestamped folder beside it is used unless --overwrite is given')

@@ -1,0 +1,168 @@
+"""The BasicSR option files ``aesop-demo`` writes and runs: a CPU-sized version of the paper's recipe.
+
+Four stages, each a plain BasicSR option dict (rerunnable with ``aesop-train -opt FILE`` from the
+demo's report folder, where all paths are relative to):
+
+1. ``SRModel``: a tiny RRDBNet trained with L1, the PSNR-oriented network (the paper's decoder
+   and GAN initialisation: ESRGAN's PSNR model).
+2. ``AESOPAEModel``: the auto-encoder psi = D(E(.)), decoder initialised from stage 1,
+   L1(psi(HR), HR) + L1(E(HR), LR) (Sec. 3.3).
+3. and 4. ``ESRGANModel`` from stage 1, identical except for ``train.pixel_opt``: L1 or AESOPLoss.
+"""
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+SCALE = 4
+GT_SIZE = 128  # VGGStyleDiscriminator accepts 128 or 256 px inputs only
+DATA_ROOT = 'data'
+EXPERIMENTS = 'experiments'
+
+# Tiny versions of the paper's networks, so that every stage runs in about a minute on two CPU cores.
+GENERATOR: Dict[str, Any] = dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, num_feat=16, num_block=2,
+                                 num_grow_ch=8, scale=SCALE)
+# num_feat 48: the encoder's full-resolution stem has 48 / 4**2 = 3 channels. With fewer, a colour
+# direction falls into E's null space, AESOP cannot see it, and the GAN drifts along it.
+AUTOENCODER: Dict[str, Any] = dict(type='AESOPAutoEncoder', scale=SCALE, num_in_ch=3, num_feat=48, num_grow_ch=12,
+                                   num_block=1, encoder_type='rrdb', decoder=GENERATOR)
+DISCRIMINATOR: Dict[str, Any] = dict(type='VGGStyleDiscriminator', num_in_ch=3, num_feat=16, input_size=GT_SIZE)
+
+# The paper's VGG19 perceptual layers and weights (before ReLU), used when VGG19 weights are on disk.
+PERCEPTUAL_LAYERS = {'conv1_2': 0.1, 'conv2_2': 0.1, 'conv3_4': 1, 'conv4_4': 1, 'conv5_4': 1}
+
+STAGE_NAMES = {'psnr': 'demo_1_psnr', 'ae': 'demo_2_ae', 'gan_l1': 'demo_3_gan_l1', 'gan_aesop': 'demo_4_gan_aesop'}
+
+
+@dataclass
+class DemoSettings:
+    """Lengths and switches of the demo's four training runs."""
+    psnr_iters: int = 800
+    ae_iters: int = 400
+    gan_iters: int = 200
+    batch_size: int = 4
+    perceptual: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ('psnr_iters', 'ae_iters', 'gan_iters', 'batch_size'):
+            if int(getattr(self, key)) < 1:
+                raise ValueError(f'{key} must be at least 1; got {getattr(self, key)}.')
+
+
+def checkpoint_path(stage: str) -> str:
+    """The latest net_g checkpoint a stage saves (relative to the report folder)."""
+    return f'{EXPERIMENTS}/{STAGE_NAMES[stage]}/models/net_g_latest.pth'
+
+
+def dataset_folders(split: str) -> Dict[str, str]:
+    """HR/LR folders of a split, as ``sample_data.write_paired_dataset`` writes them."""
+    return {'gt': f'{DATA_ROOT}/{split}/hr', 'lq': f'{DATA_ROOT}/{split}/lr_x{SCALE}'}
+
+
+def _datasets(batch_size: int) -> Dict[str, Any]:
+    train, val = dataset_folders('train'), dataset_folders('val')
+    return {
+        'train': dict(name='DemoTrain', type='PairedImageDataset', dataroot_gt=train['gt'], dataroot_lq=train['lq'],
+                      io_backend={'type': 'disk'}, filename_tmpl='{}', gt_size=GT_SIZE, use_hflip=True, use_rot=True,
+                      num_worker_per_gpu=0, batch_size_per_gpu=batch_size, dataset_enlarge_ratio=10,
+                      prefetch_mode=None),
+        'val': dict(name='DemoVal', type='PairedImageDataset', dataroot_gt=val['gt'], dataroot_lq=val['lq'],
+                    io_backend={'type': 'disk'}, filename_tmpl='{}'),
+    }
+
+
+def _val(iters: int) -> Dict[str, Any]:
+    return dict(val_freq=max(1, iters // 2), save_img=False,
+                metrics={'psnr': dict(type='calculate_psnr', crop_border=SCALE, test_y_channel=True),
+                         'ssim': dict(type='calculate_ssim', crop_border=SCALE, test_y_channel=True)})
+
+
+def _adam(lr: float) -> Dict[str, Any]:
+    return dict(type='Adam', lr=lr, weight_decay=0, betas=[0.9, 0.99])
+
+
+def _common(stage: str, model_type: str, settings: DemoSettings, iters: int) -> Dict[str, Any]:
+    return dict(
+        name=STAGE_NAMES[stage], model_type=model_type, scale=SCALE, num_gpu='auto', manual_seed=settings.seed,
+        datasets=_datasets(settings.batch_size),
+        val=_val(iters),
+        logger=dict(print_freq=max(1, iters // 20), save_checkpoint_freq=iters, use_tb_logger=False,
+                    wandb=dict(project=None, resume_id=None)),
+        dist_params=dict(backend='nccl', port=29500))
+
+
+def psnr_options(settings: DemoSettings) -> Dict[str, Any]:
+    """Stage 1: the PSNR-oriented SR network (L1 only), from scratch, cosine-annealed."""
+    opt = _common('psnr', 'SRModel', settings, settings.psnr_iters)
+    opt['network_g'] = dict(GENERATOR)
+    opt['path'] = dict(pretrain_network_g=None, strict_load_g=True, resume_state=None)
+    opt['train'] = dict(
+        ema_decay=0,  # EMA needs far longer runs than a demo's to help
+        optim_g=_adam(1e-3),
+        scheduler=dict(type='CosineAnnealingRestartLR', periods=[settings.psnr_iters], restart_weights=[1],
+                       eta_min=1e-5),
+        total_iter=settings.psnr_iters, warmup_iter=-1,
+        pixel_opt=dict(type='L1Loss', loss_weight=1.0, reduction='mean'))
+    return opt
+
+
+def ae_options(settings: DemoSettings) -> Dict[str, Any]:
+    """Stage 2: the AESOP auto-encoder, decoder initialised from stage 1 (the paper's synthetic recipe)."""
+    opt = _common('ae', 'AESOPAEModel', settings, settings.ae_iters)
+    opt['network_g'] = dict(AUTOENCODER)
+    opt['path'] = dict(pretrain_network_decoder=checkpoint_path('psnr'), param_key_decoder='params',
+                       strict_load_decoder=True, resume_state=None)
+    opt['train'] = dict(
+        ema_decay=0,
+        # the encoder starts random: keep its first large gradients away from the pretrained decoder
+        freeze_decoder_iters=max(1, settings.ae_iters // 3),
+        optim_g=_adam(2e-3),
+        scheduler=dict(type='CosineAnnealingRestartLR', periods=[settings.ae_iters], restart_weights=[1],
+                       eta_min=1e-5),
+        total_iter=settings.ae_iters, warmup_iter=-1,
+        pixel_opt=dict(type='L1Loss', loss_weight=1.0, reduction='mean'),
+        lr_opt=dict(type='L1Loss', loss_weight=1.0, reduction='mean'))
+    return opt
+
+
+def l1_pixel_opt() -> Dict[str, Any]:
+    return dict(type='L1Loss', loss_weight=1.0, reduction='mean')
+
+
+def aesop_pixel_opt() -> Dict[str, Any]:
+    """AESOPLoss in place of L1: same weight, the auto-encoder of stage 2."""
+    return dict(type='AESOPLoss', autoencoder=dict(AUTOENCODER), loss_weight=1.0, criterion='l1', reduction='mean',
+                pretrain_network_ae=checkpoint_path('ae'), param_key_ae='params', strict_load_ae=True)
+
+
+def gan_options(settings: DemoSettings, stage: str, pixel_opt: Dict[str, Any]) -> Dict[str, Any]:
+    """Stages 3/4: ESRGAN from the PSNR network; only ``pixel_opt`` differs between the two runs."""
+    opt = _common(stage, 'ESRGANModel', settings, settings.gan_iters)
+    opt['network_g'] = dict(GENERATOR)
+    opt['network_d'] = dict(DISCRIMINATOR)
+    opt['path'] = dict(pretrain_network_g=checkpoint_path('psnr'), param_key_g='params', strict_load_g=True,
+                       resume_state=None)
+    perceptual: Optional[Dict[str, Any]] = None
+    if settings.perceptual:
+        perceptual = dict(type='PerceptualLoss', layer_weights=dict(PERCEPTUAL_LAYERS), vgg_type='vgg19',
+                          use_input_norm=True, range_norm=False, perceptual_weight=1.0, style_weight=0,
+                          criterion='l1')
+    opt['train'] = dict(
+        ema_decay=0,
+        optim_g=_adam(1e-4), optim_d=_adam(1e-4),
+        scheduler=dict(type='MultiStepLR', milestones=[settings.gan_iters], gamma=0.5),
+        total_iter=settings.gan_iters, warmup_iter=-1,
+        pixel_opt=pixel_opt,
+        perceptual_opt=perceptual,
+        gan_opt=dict(type='GANLoss', gan_type='vanilla', real_label_val=1.0, fake_label_val=0.0, loss_weight=5e-3),
+        net_d_iters=1, net_d_init_iters=0)
+    return opt
+
+
+def all_options(settings: DemoSettings) -> Dict[str, Dict[str, Any]]:
+    """Stage key -> option dict, in the order the demo runs them."""
+    return {
+        'psnr': psnr_options(settings),
+        'ae': ae_options(settings),
+        'gan_l1': gan_options(settings, 'gan_l1', l1_pixel_opt()),
+        'gan_aesop': gan_options(settings, 'gan_aesop', aesop_pixel_opt()),
+    }

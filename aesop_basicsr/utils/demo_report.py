@@ -1,0 +1,156 @@
+"""The demo's report: SR outputs of each trained network on the validation images, a metric table
+(PSNR/SSIM on Y with a 4 px border crop, BasicSR's own functions; LPIPS where available) and panels.
+"""
+import csv
+import json
+import math
+import os
+from collections import OrderedDict
+from os import path as osp
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from basicsr.archs import build_network
+from basicsr.metrics import calculate_psnr, calculate_ssim
+from basicsr.utils import scandir, tensor2img
+from basicsr.utils.matlab_functions import imresize
+from basicsr.utils.registry import METRIC_REGISTRY
+from torch import nn
+
+from aesop_basicsr.losses.aesop_loss import AESOPLoss
+from aesop_basicsr.utils.checkpoint import load_pretrained
+from aesop_basicsr.utils.panels import (comparison_panel, error_maps, error_panel, read_image, to_tensor,
+                                        write_png)
+
+CROP_BORDER = 4
+
+# method key -> caption; 'bicubic' is not a network
+METHODS = OrderedDict([('bicubic', 'bicubic'), ('psnr', 'PSNR net (start)'), ('gan_l1', 'L1-GAN'),
+                       ('gan_aesop', 'AESOP-GAN')])
+
+
+def load_network(net_opt: Dict[str, Any], checkpoint: str, param_key: str = 'params') -> nn.Module:
+    """A network from its option dict with a trained checkpoint's weights, in eval mode on the CPU."""
+    net = build_network(dict(net_opt))
+    load_pretrained(net, checkpoint, param_key, True, 'checkpoint', 'param_key')
+    return net.eval()
+
+
+@torch.no_grad()
+def super_resolve(net: nn.Module, lr: np.ndarray) -> np.ndarray:
+    """uint8 BGR LR image -> uint8 BGR SR image, quantised exactly as BasicSR's validation does."""
+    return tensor2img([net(to_tensor(lr)).cpu()])
+
+
+def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB-compatible bicubic upscaling (BasicSR's ``imresize``), uint8 BGR in and out: the baseline row."""
+    sr = imresize(lr.astype(np.float32) / 255., scale)
+    return np.clip(np.round(sr * 255.), 0, 255).astype(np.uint8)
+
+
+def lpips_metric() -> Tuple[Optional[Callable[..., float]], str]:
+    """(LPIPS metric function, '') if ``calculate_lpips`` is registered and its weights load offline, else (None, why)."""
+    if 'calculate_lpips' not in METRIC_REGISTRY:
+        return None, 'no calculate_lpips metric is registered in this install'
+    from torchvision.models import AlexNet_Weights
+    alexnet = osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(AlexNet_Weights.IMAGENET1K_V1.url))
+    if not osp.isfile(alexnet):  # the demo downloads nothing
+        return None, f'its AlexNet weights are not on disk ({alexnet})'
+    metric = METRIC_REGISTRY.get('calculate_lpips')
+    probe = np.zeros((64, 64, 3), np.uint8)  # large enough for every AlexNet tap
+    try:
+        metric(probe, probe, crop_border=0)
+    except Exception as err:  # missing weights surface as many error types (file, hub, import)
+        return None, f'calculate_lpips is unavailable ({type(err).__name__}: {str(err).splitlines()[0][:160]})'
+    return metric, ''
+
+
+def image_metrics(sr: np.ndarray, hr: np.ndarray, lpips: Optional[Callable[..., float]]) -> Dict[str, float]:
+    scores = {'psnr': float(calculate_psnr(sr, hr, CROP_BORDER, test_y_channel=True)),
+              'ssim': float(calculate_ssim(sr, hr, CROP_BORDER, test_y_channel=True))}
+    if lpips is not None:
+        scores['lpips'] = float(lpips(sr, hr, crop_border=CROP_BORDER))
+    return scores
+
+
+def build_report(root: str, generator_opt: Dict[str, Any], autoencoder_opt: Dict[str, Any],
+                 checkpoints: Dict[str, str], ae_checkpoint: str, val_folders: Dict[str, str]) -> Dict[str, Any]:
+    """Evaluate every method on the validation pairs; write images/, panels/ and the metric tables under ``root``.
+
+    ``checkpoints`` maps method keys of METHODS (except bicubic) to net_g checkpoints. Returns the
+    content of ``metrics.json``.
+    """
+    nets = {key: load_network(generator_opt, path) for key, path in checkpoints.items()}
+    aesop = AESOPLoss(autoencoder_opt, pretrain_network_ae=ae_checkpoint, param_key_ae='params')
+    lpips, lpips_note = lpips_metric()
+    for sub in ('images', 'panels'):
+        os.makedirs(osp.join(root, sub), exist_ok=True)
+
+    per_image: Dict[str, Dict[str, Dict[str, float]]] = {key: OrderedDict() for key in METHODS}
+    for name in sorted(scandir(val_folders['gt'], suffix='png')):
+        stem = osp.splitext(name)[0]
+        hr = read_image(osp.join(val_folders['gt'], name), 'validation HR')
+        lr = read_image(osp.join(val_folders['lq'], name), 'validation LR')
+        outputs = {'bicubic': bicubic_upscale(lr, hr.shape[0] // lr.shape[0])}
+        outputs.update({key: super_resolve(net, lr) for key, net in nets.items()})
+        maps = {}
+        for key, sr in outputs.items():
+            write_png(osp.join(root, 'images', f'{stem}_{key}.png'), sr)
+            scores = image_metrics(sr, hr, lpips)
+            maps[key] = error_maps(sr, hr, aesop.autoencoder)
+            scores['l1'], scores['aesop'] = float(maps[key][0].mean()), float(maps[key][1].mean())
+            per_image[key][stem] = scores
+        write_png(osp.join(root, 'images', f'{stem}_hr.png'), hr)
+        tiles = [(METHODS[k], outputs[k]) for k in ('bicubic', 'gan_l1', 'gan_aesop') if k in outputs] + [('HR', hr)]
+        write_png(osp.join(root, 'panels', f'{stem}_compare.png'), comparison_panel(tiles))
+        rows = [(METHODS[k], outputs[k], *maps[k]) for k in ('gan_l1', 'gan_aesop') if k in outputs]
+        write_png(osp.join(root, 'panels', f'{stem}_errors.png'), error_panel(rows))
+
+    metrics = [m for m in ('psnr', 'ssim', 'lpips', 'l1', 'aesop') if m != 'lpips' or lpips is not None]
+    report = {
+        'metrics': metrics,
+        'crop_border': CROP_BORDER,
+        'lpips_note': lpips_note,
+        'methods': OrderedDict((key, {'label': METHODS[key], 'images': per_image[key],
+                                      'mean': {m: float(np.mean([s[m] for s in per_image[key].values()]))
+                                               for m in metrics}})
+                               for key in METHODS if per_image[key]),
+    }
+    for value in _numbers(report['methods']):
+        if not math.isfinite(value):
+            raise ValueError(f'a metric of the demo report is not finite: {report["methods"]}')
+    with open(osp.join(root, 'metrics.json'), 'w') as f:
+        json.dump(report, f, indent=2)
+    _write_csv(osp.join(root, 'metrics.csv'), report)
+    return report
+
+
+def _numbers(node: Any) -> List[float]:
+    if isinstance(node, dict):
+        return [v for value in node.values() for v in _numbers(value)]
+    return [node] if isinstance(node, float) else []
+
+
+def _write_csv(path: str, report: Dict[str, Any]) -> None:
+    with open(path, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['method', 'image'] + report['metrics'])
+        for key, method in report['methods'].items():
+            for image, scores in list(method['images'].items()) + [('mean', method['mean'])]:
+                writer.writerow([key, image] + [f'{scores[m]:.6f}' for m in report['metrics']])
+
+
+METRIC_HEADERS = {'psnr': 'PSNR-Y (dB) ↑', 'ssim': 'SSIM-Y ↑', 'lpips': 'LPIPS ↓', 'l1': 'L1 to HR',
+                  'aesop': 'AESOP to HR'}
+
+
+def markdown_table(report: Dict[str, Any]) -> str:
+    """The mean of every metric per method, as a markdown table."""
+    metrics = report['metrics']
+    lines = ['| method | ' + ' | '.join(METRIC_HEADERS[m] for m in metrics) + ' |',
+             '|---|' + '---:|' * len(metrics)]
+    for method in report['methods'].values():
+        cells = [f'{method["mean"][m]:.2f}' if m == 'psnr' else f'{method["mean"][m]:.4f}' for m in metrics]
+        lines.append(f'| {method["label"]} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)

@@ -168,3 +168,17 @@ def test_our_own_checkpoints_round_trip_in_pth_and_safetensors(tmp_path):
         ae = build_network(opt)
         load_pretrained(ae, str(tmp_path / file), key, True, 'pretrain_network_ae', 'param_key_ae')
         assert torch.equal(ae.eval()(x), expected), file
+
+
+def test_a_stem_narrower_than_the_image_channels_is_warned_about(caplog):
+    import logging
+    caplog.set_level(logging.WARNING, logger='basicsr')
+    logging.getLogger('basicsr').addHandler(caplog.handler)
+    try:
+        AESOPAutoEncoder(scale=4, num_feat=32, decoder=tiny_rrdb_decoder(4))
+        assert 'num_feat / scale**2 = 2 channels, fewer than num_in_ch=3' in caplog.text
+        caplog.clear()
+        AESOPAutoEncoder(scale=4, num_feat=48, decoder=tiny_rrdb_decoder(4))
+        assert 'fewer than num_in_ch' not in caplog.text
+    finally:
+        logging.getLogger('basicsr').removeHandler(caplog.handler)

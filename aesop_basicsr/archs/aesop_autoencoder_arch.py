@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from basicsr.archs import build_network
 from basicsr.archs.arch_util import default_init_weights
 from basicsr.archs.rrdbnet_arch import RRDB
+from basicsr.utils import get_root_logger
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import Tensor, nn
 
@@ -97,6 +98,11 @@ class AESOPAutoEncoder(nn.Module):
             if stem_ch < 1 or stem_ch * scale**2 != num_feat:
                 raise ValueError(f'AESOPAutoEncoder: num_feat={num_feat} must be a multiple of scale**2={scale**2} '
                                  '(the stem has num_feat / scale**2 channels before pixel-unshuffle).')
+            if stem_ch < num_in_ch:
+                get_root_logger().warning(
+                    f'AESOPAutoEncoder: the encoder stem has num_feat / scale**2 = {stem_ch} channels, fewer than '
+                    f'num_in_ch={num_in_ch}: it cannot pass every colour direction on, so the loss may miss colour '
+                    f'shifts. Use num_feat >= {num_in_ch * scale**2}.')
             self.conv_first = nn.Sequential(
                 nn.Conv2d(num_in_ch, stem_ch, 3, 1, 1), nn.Conv2d(stem_ch, stem_ch, 3, 1, 1))
             # two 2x steps rather than one 4x step: the channel order differs, and the

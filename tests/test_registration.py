@@ -4,12 +4,14 @@ import subprocess
 import sys
 
 import pytest
-from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, Registry
+from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY, Registry
 
 import aesop_basicsr
 from aesop_basicsr.utils.registry import register
 
-REGISTERED = [(ARCH_REGISTRY, 'AESOPAutoEncoder'), (LOSS_REGISTRY, 'AESOPLoss')]
+REGISTERED = [(ARCH_REGISTRY, 'AESOPAutoEncoder'), (LOSS_REGISTRY, 'AESOPLoss'), (MODEL_REGISTRY, 'AESOPAEModel'),
+              (MODEL_REGISTRY, 'ESRGANLDLModel'), (METRIC_REGISTRY, 'calculate_lpips'),
+              (METRIC_REGISTRY, 'calculate_dists')]
 
 
 @pytest.mark.parametrize('registry, name', REGISTERED)

@@ -332,17 +332,22 @@ def reduced(path: str, data: dict, root: str, checkpoints: Dict[str, str], iters
     train_set.update(dataroot_gt=data['train']['gt'], dataroot_lq=data['train']['lq'], num_worker_per_gpu=0,
                      batch_size_per_gpu=2, dataset_enlarge_ratio=1)
     val_set.update(dataroot_gt=data['val']['gt'], dataroot_lq=data['val']['lq'])
+    opt['train']['scheduler']['milestones'] = [iters // 2]
+    opt['val']['val_freq'] = iters
+    return shrink_and_write(opt, path, root, checkpoints, iters)
+
+
+def shrink_and_write(opt: dict, path: str, root: str, checkpoints: Dict[str, str], iters: int) -> str:
+    """Tiny generator, discriminator and AE (from ``checkpoints``), ``iters`` iterations; written to ``root``."""
     opt['network_g'].update(TINY_RRDB)
     opt['network_d']['num_feat'] = 8
     opt['path']['pretrain_network_g'] = checkpoints['g']
     train = opt['train']
     train['total_iter'] = iters
-    train['scheduler']['milestones'] = [iters // 2]
     if train['pixel_opt']['type'] == 'AESOPLoss':
         train['pixel_opt']['autoencoder'].update(TINY_AE)
         train['pixel_opt']['autoencoder']['decoder'].update(TINY_RRDB)
         train['pixel_opt']['pretrain_network_ae'] = checkpoints['ae']
-    opt['val']['val_freq'] = iters
     opt['logger'].update(print_freq=1, save_checkpoint_freq=iters, use_tb_logger=False)
     assert not find_placeholders(opt)
     out = osp.join(root, osp.basename(path))
@@ -412,20 +417,8 @@ def reduced_realesrgan(path: str, hr_dir: str, root: str, checkpoints: Dict[str,
         f.write(''.join(f'{name}\n' for name in sorted(os.listdir(hr_dir))))
     opt['datasets']['train'].update(dataroot_gt=hr_dir, meta_info=meta_info, num_worker_per_gpu=0,
                                     batch_size_per_gpu=2)
-    opt['network_g'].update(TINY_RRDB)
-    opt['network_d']['num_feat'] = 8
-    opt['path']['pretrain_network_g'] = checkpoints['g']
-    train = opt['train']
-    train['total_iter'] = iters
-    train['pixel_opt']['autoencoder'].update(TINY_AE)
-    train['pixel_opt']['autoencoder']['decoder'].update(TINY_RRDB)
-    train['pixel_opt']['pretrain_network_ae'] = checkpoints['ae']
-    opt['logger'].update(print_freq=1, save_checkpoint_freq=iters, use_tb_logger=False)
-    assert not find_placeholders(opt)
-    out = osp.join(root, osp.basename(path))
-    with open(out, 'w') as f:
-        yaml.dump(yaml.safe_load(yaml.dump(opt, Dumper=ordered_yaml()[1])), f)
-    return out
+    assert opt['train']['pixel_opt']['type'] == 'AESOPLoss'
+    return shrink_and_write(opt, path, root, checkpoints, iters)
 
 
 @pytest.fixture

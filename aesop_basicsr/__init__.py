@@ -8,4 +8,13 @@ from aesop_basicsr._compat import alias_torchvision_functional_tensor
 alias_torchvision_functional_tensor()  # must run before BasicSR is first imported
 
 from aesop_basicsr import archs, losses, metrics, models  # noqa: E402,F401  (registration)
-from aesop_basicsr.version import __version__  # noqa: E402,F401
+from aesop_basicsr.archs.aesop_autoencoder_arch import AESOPAutoEncoder  # noqa: E402
+from aesop_basicsr.losses.aesop_loss import AESOPLoss  # noqa: E402
+from aesop_basicsr.metrics.dists_metric import calculate_dists  # noqa: E402
+from aesop_basicsr.metrics.lpips_metric import calculate_lpips  # noqa: E402
+from aesop_basicsr.models.aesop_ae_model import AESOPAEModel  # noqa: E402
+from aesop_basicsr.models.esrgan_ldl_model import ESRGANLDLModel  # noqa: E402
+from aesop_basicsr.version import __version__  # noqa: E402
+
+__all__ = ['AESOPAutoEncoder', 'AESOPLoss', 'AESOPAEModel', 'ESRGANLDLModel', 'calculate_lpips', 'calculate_dists',
+           '__version__']

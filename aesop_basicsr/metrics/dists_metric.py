@@ -9,7 +9,7 @@ from basicsr.utils.registry import METRIC_REGISTRY
 from torch import nn
 
 from aesop_basicsr.metrics.perceptual_util import (build_with_torchvision_weights, cached_network,
-                                                   image_pair_to_tensors, metric_device)
+                                                   metric_device, perceptual_distance)
 from aesop_basicsr.utils.registry import register
 
 METRIC_NAME = 'DISTS'
@@ -75,7 +75,4 @@ def calculate_dists(img: np.ndarray,
     Returns:
         float: DISTS.
     """
-    net = dists_network(device)
-    x, y = image_pair_to_tensors(img, img2, crop_border, input_order, next(net.parameters()).device)
-    with torch.no_grad():
-        return float(net(x, y).item())
+    return perceptual_distance(dists_network(device), img, img2, crop_border, input_order)

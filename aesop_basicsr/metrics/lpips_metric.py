@@ -2,12 +2,11 @@
 from typing import Optional
 
 import numpy as np
-import torch
 from basicsr.utils.registry import METRIC_REGISTRY
 from torch import nn
 
 from aesop_basicsr.metrics.perceptual_util import (build_with_torchvision_weights, cached_network,
-                                                   image_pair_to_tensors, metric_device)
+                                                   metric_device, perceptual_distance)
 from aesop_basicsr.utils.registry import register
 
 METRIC_NAME = 'LPIPS'
@@ -51,7 +50,5 @@ def calculate_lpips(img: np.ndarray,
     Returns:
         float: LPIPS (v0.1, AlexNet).
     """
-    net = lpips_network(device)
-    x, y = image_pair_to_tensors(img, img2, crop_border, input_order, next(net.parameters()).device)
-    with torch.no_grad():
-        return float(net(x, y, normalize=True).item())  # normalize: [0, 1] -> [-1, 1]
+    # normalize: the images come in [0, 1]; LPIPS expects [-1, 1]
+    return perceptual_distance(lpips_network(device), img, img2, crop_border, input_order, normalize=True)

@@ -101,3 +101,11 @@ def image_pair_to_tensors(img: np.ndarray, img2: np.ndarray, crop_border: int, i
         raise ValueError(f'Image shapes are different: {img.shape}, {img2.shape}.')
     return (image_to_tensor(img, crop_border, input_order, device),
             image_to_tensor(img2, crop_border, input_order, device))
+
+
+def perceptual_distance(net: nn.Module, img: np.ndarray, img2: np.ndarray, crop_border: int, input_order: str,
+                        **forward_kwargs) -> float:
+    """``net(x, y, **forward_kwargs)`` on both images of a BasicSR metric call, as a float, without gradients."""
+    x, y = image_pair_to_tensors(img, img2, crop_border, input_order, next(net.parameters()).device)
+    with torch.no_grad():
+        return float(net(x, y, **forward_kwargs).item())

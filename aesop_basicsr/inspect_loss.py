@@ -20,7 +20,8 @@ from basicsr.metrics import calculate_psnr
 
 from aesop_basicsr.losses.aesop_loss import AESOPLoss
 from aesop_basicsr.utils.checkpoint import read_checkpoint, select_params
-from aesop_basicsr.utils.panels import error_maps, error_panel, read_image, to_tensor, write_png
+from aesop_basicsr.utils.image_io import write_png
+from aesop_basicsr.utils.panels import error_maps, error_panel, read_image, to_tensor
 
 
 class InspectError(ValueError):

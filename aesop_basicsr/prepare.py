@@ -31,6 +31,7 @@ from basicsr.data.transforms import mod_crop
 from PIL import Image
 from tqdm import tqdm
 
+from aesop_basicsr.utils.image_io import write_png
 from aesop_basicsr.utils.sample_data import bicubic_downscale
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
@@ -120,17 +121,6 @@ def subimage_origins(height: int, width: int, sub: SubImageOptions) -> List[Tupl
 
 def subimage_name(stem: str, index: int) -> str:
     return f'{stem}_s{index:03d}.png'
-
-
-def write_png(path: str, image: np.ndarray) -> None:
-    """Write a PNG so that ``path`` either does not exist or holds the whole image."""
-    ok, encoded = cv2.imencode('.png', image, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    if not ok:
-        raise OSError(f'could not encode {path!r} as PNG.')
-    partial_path = path + '.part'
-    with open(partial_path, 'wb') as f:
-        f.write(encoded.tobytes())
-    os.replace(partial_path, path)
 
 
 def planned_files(stem: str, folders: Dict[str, str], hr_size: Optional[Tuple[int, int]],

@@ -14,14 +14,14 @@ import torch
 from basicsr.archs import build_network
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils import scandir, tensor2img
-from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import METRIC_REGISTRY
 from torch import nn
 
 from aesop_basicsr.losses.aesop_loss import AESOPLoss
 from aesop_basicsr.utils.checkpoint import load_pretrained
-from aesop_basicsr.utils.panels import (comparison_panel, error_maps, error_panel, read_image, to_tensor,
-                                        write_png)
+from aesop_basicsr.utils.image_io import write_png
+from aesop_basicsr.utils.panels import comparison_panel, error_maps, error_panel, read_image, to_tensor
+from aesop_basicsr.utils.sample_data import matlab_bicubic_resize
 
 CROP_BORDER = 4
 
@@ -45,8 +45,7 @@ def super_resolve(net: nn.Module, lr: np.ndarray) -> np.ndarray:
 
 def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
     """MATLAB-compatible bicubic upscaling (BasicSR's ``imresize``), uint8 BGR in and out: the baseline row."""
-    sr = imresize(lr.astype(np.float32) / 255., scale)
-    return np.clip(np.round(sr * 255.), 0, 255).astype(np.uint8)
+    return matlab_bicubic_resize(lr, scale)
 
 
 def lpips_metric() -> Tuple[Optional[Callable[..., float]], str]:

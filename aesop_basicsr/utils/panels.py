@@ -99,12 +99,6 @@ def panel_size(image_hw: Tuple[int, int], columns: int, rows: int = 1) -> Tuple[
     return rows * (height + HEADER_HEIGHT) + (rows - 1) * GAP, columns * width + (columns - 1) * GAP
 
 
-def write_png(path: str, image: np.ndarray) -> None:
-    """cv2.imwrite that raises instead of returning False."""
-    if not cv2.imwrite(path, image):
-        raise OSError(f'could not write {path!r}.')
-
-
 def read_image(path: str, option: str, expect_hw: Optional[Tuple[int, int]] = None) -> np.ndarray:
     """Read an image file as uint8 BGR HxWx3 (grey is replicated), with errors naming ``option``."""
     image = cv2.imread(path, cv2.IMREAD_UNCHANGED)

@@ -23,10 +23,15 @@ def load_photo(name: str) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2BGR)
 
 
+def matlab_bicubic_resize(image_bgr: np.ndarray, factor: float) -> np.ndarray:
+    """MATLAB-compatible bicubic resizing by ``factor`` (BasicSR's ``imresize``), uint8 in and out."""
+    resized = imresize(image_bgr.astype(np.float32) / 255., factor)
+    return np.clip(np.round(resized * 255.), 0, 255).astype(np.uint8)
+
+
 def bicubic_downscale(hr_bgr: np.ndarray, scale: int) -> np.ndarray:
-    """MATLAB-compatible bicubic downscaling (BasicSR's ``imresize``), uint8 in and out."""
-    lr = imresize(hr_bgr.astype(np.float32) / 255., 1 / scale)
-    return np.clip(np.round(lr * 255.), 0, 255).astype(np.uint8)
+    """The LR image of an HR image: MATLAB bicubic by ``1 / scale``, as the paper's data."""
+    return matlab_bicubic_resize(hr_bgr, 1 / scale)
 
 
 def write_paired_dataset(root: str, scale: int = 4, hr_size: int = 128, names: Sequence[str] = PHOTO_NAMES[:4],

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from collections import OrderedDict
 from copy import deepcopy
 from os import path as osp
@@ -136,14 +137,10 @@ def without_placeholders(block: Any) -> Any:
 
 def test_option_files_exist():
     names = {rel(f) for f in OPTION_FILES}
-    for expected in ('options/train/AESOP/train_AESOP_ESRGAN_LDL_RRDB128_x4_DF2K.yml',
-                     'options/train/AESOP/train_AESOP_ESRGAN_LDL_RRDB256_x4_DF2K.yml',
-                     'options/train/AESOP/train_AESOP_ESRGAN_LDL_SwinIR_x4_DF2K.yml',
-                     'options/train/AESOP/train_AESOP_RealESRGAN_x4plus.yml',
-                     'options/train/Baselines/train_ESRGAN_RRDB128_x4_DF2K.yml',
-                     'options/train/Baselines/train_LDL_RRDB128_x4_DF2K.yml',
-                     'options/test/test_AESOP_RRDB_x4_benchmarks.yml'):
-        assert expected in names
+    expected = {f'options/train/{name}' for name in AUTHORS} | {f'options/test/paper/{name}.yml' for name in RELEASED} | {
+        'options/test/test_AESOP_RRDB_x4_benchmarks.yml', 'options/test/test_AESOP_SwinIR_x4_benchmarks.yml',
+        'options/test/test_AESOP_RRDB_x4_Set5.yml'}
+    assert expected <= names, sorted(expected - names)
 
 
 @pytest.mark.parametrize('path', OPTION_FILES, ids=rel)
@@ -389,10 +386,11 @@ def changed_from(start: str, trained: str) -> bool:
     ('AESOP/train_AESOP_ESRGAN_LDL_RRDB128_x4_DF2K.yml', 'AESOPLoss', True),
     ('Baselines/train_ESRGAN_RRDB128_x4_DF2K.yml', 'L1Loss', False),
 ])
-def test_reduced_copy_trains_end_to_end(name, pixel_loss, ldl, paired_x4, stand_in_vgg19, tiny_checkpoints,
-                                        tmp_path):
+def test_reduced_copy_trains_end_to_end(name, pixel_loss, ldl, paired_x4, stand_in_vgg19, stand_in_vgg16,
+                                        tiny_checkpoints, tmp_path):
     """The shipped recipe, shrunk, through BasicSR's real train_pipeline on real photos: its losses are
-    built, the generator starts from the given checkpoint and moves, validation runs, checkpoints are saved."""
+    built, the generator starts from the given checkpoint and moves, validation (the authors' PSNR and DISTS,
+    plus SSIM) runs, checkpoints are saved."""
     exp, log = train_reduced(osp.join(REPO_ROOT, 'options/train', name), paired_x4, tmp_path, tiny_checkpoints)
     assert f'Loss [{pixel_loss}] is created.' in log
     assert 'Loss [PerceptualLoss] is created.' in log and 'Loss [GANLoss] is created.' in log
@@ -401,7 +399,7 @@ def test_reduced_copy_trains_end_to_end(name, pixel_loss, ldl, paired_x4, stand_
     assert len(losses) == 4, log[-3000:]
     assert ('ldl' in losses[-1]) == ldl, losses[-1]
     assert 'l_g_percep:' in losses[-1] and 'l_g_gan:' in losses[-1] and 'l_d_real:' in losses[-1]
-    assert '# psnr:' in log and '# ssim:' in log  # validation on the held-out photos
+    assert '# psnr:' in log and '# ssim:' in log and '# dists:' in log  # validation on the held-out photos
     assert osp.isfile(osp.join(exp, 'models', 'net_d_4.pth'))
     assert changed_from(tiny_checkpoints['g'], osp.join(exp, 'models', 'net_g_4.pth'))
 
@@ -447,7 +445,7 @@ def test_reduced_realesrgan_copy_builds_its_degradation_data(real_world_hr, tiny
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="Real-ESRGAN's model calls .cuda(): needs a CUDA GPU")
 def test_reduced_realesrgan_copy_trains_on_cuda(real_world_hr, stand_in_vgg19, tiny_checkpoints, tmp_path):
     """The real-world recipe, shrunk, through train_pipeline on a GPU: Real-ESRGAN's on-the-fly degradations,
-    AESOP against the USM-sharpened GT, the U-Net discriminator; checkpoints saved and the generator moved."""
+    AESOP against the plain (not sharpened) GT, the U-Net discriminator; checkpoints saved and the generator moved."""
     opt_file = reduced_realesrgan(osp.join(REPO_ROOT, 'options/train/AESOP/train_AESOP_RealESRGAN_x4plus.yml'),
                                   real_world_hr, str(tmp_path), tiny_checkpoints)
     name = load(opt_file)['name']
@@ -459,3 +457,308 @@ def test_reduced_realesrgan_copy_trains_on_cuda(real_world_hr, stand_in_vgg19, t
     assert len(losses) == 4, log[-3000:]
     assert 'l_g_percep:' in losses[-1] and 'l_g_gan:' in losses[-1]
     assert changed_from(tiny_checkpoints['g'], str(exp / 'models' / 'net_g_4.pth'))
+
+
+# ------------------------------------------------------------------ the authors' values (github.com/2minkyulee/AESOP-SR)
+# Copied from the authors' AESOP/options/ files; each recipe is checked against them key by key, so an edit
+# that drifts from the paper fails here. 'lr' is the generator's learning rate at iterations of the run, as
+# BasicSR's scheduler gives it; 'gpus' is the authors' GPU count (batch_size_per_gpu x gpus = their batch).
+
+_SYNTHETIC = {  # train_Synthetic_AESOP_RRDB.yml / train_Synthetic_AESOP_SwinIR.yml, shared values
+    'scale': 4, 'train:total_iter': 300000, 'train:ema_decay': 0.999, 'train:warmup_iter': -1,
+    'train:optim_g:lr': 1e-4, 'train:optim_g:betas': [0.9, 0.99], 'train:optim_g:weight_decay': 0,
+    'train:optim_d:lr': 1e-4, 'train:optim_d:betas': [0.9, 0.99], 'train:optim_d:weight_decay': 0,
+    'train:net_d_iters': 1, 'train:net_d_init_iters': 0,
+    'train:perceptual_opt:layer_weights': {'conv1_2': 0.1, 'conv2_2': 0.1, 'conv3_4': 1, 'conv4_4': 1, 'conv5_4': 1},
+    'train:perceptual_opt:vgg_type': 'vgg19', 'train:perceptual_opt:use_input_norm': True,
+    'train:perceptual_opt:range_norm': False, 'train:perceptual_opt:perceptual_weight': 1.0,
+    'train:perceptual_opt:style_weight': 0, 'train:perceptual_opt:criterion': 'l1',
+    'train:gan_opt:gan_type': 'vanilla', 'train:gan_opt:loss_weight': 5e-3,
+    'train:gan_opt:real_label_val': 1.0, 'train:gan_opt:fake_label_val': 0.0,
+    'datasets:train:type': 'PairedImageDataset', 'datasets:train:dataset_enlarge_ratio': 100,
+    'datasets:train:use_hflip': True, 'datasets:train:use_rot': True, 'datasets:train:batch_size_per_gpu': 16,
+    'datasets:val:name': 'DIV2K100', 'val:val_freq': 5000, 'val:metrics:psnr:crop_border': 4,
+    'val:metrics:psnr:test_y_channel': True, 'val:metrics:dists:crop_border': 0, 'logger:save_checkpoint_freq': 5000,
+    'path:strict_load_g': True,
+    'lr': {1: 1e-4, 150000: 1e-4, 299999: 1e-4, 300000: 1e-4}, 'gpus': 4, 'batch': 64,
+}
+_AESOP_TERM = {  # aesop_opt: AutoEncoderLoss, l1, weight 1, on the released AE (params_ema); LDL's artifacts_opt 1.0
+    'train:pixel_opt:type': 'AESOPLoss', 'train:pixel_opt:loss_weight': 1.0, 'train:pixel_opt:criterion': 'l1',
+    'train:pixel_opt:reduction': 'mean', 'train:pixel_opt:param_key_ae': 'params_ema',
+    'train:pixel_opt:autoencoder:decoder:num_block': 23, 'train:pixel_opt:autoencoder:decoder:num_feat': 64,
+    'train:pixel_opt:autoencoder:decoder:num_grow_ch': 32,
+    'train:ldl_opt:type': 'L1Loss', 'train:ldl_opt:loss_weight': 1.0, 'model_type': 'ESRGANLDLModel',
+}
+_RRDB = {'network_g:type': 'RRDBNet', 'network_g:num_feat': 64, 'network_g:num_block': 23, 'network_g:num_grow_ch': 32,
+         'path:param_key_g': 'params_ema', 'manual_seed': 0}
+_SWINIR = {'network_g:type': 'SwinIR', 'network_g:embed_dim': 180, 'network_g:depths': [6] * 6,
+           'network_g:num_heads': [6] * 6, 'network_g:window_size': 8, 'network_g:img_size': 64, 'network_g:mlp_ratio': 2,
+           'network_g:upsampler': 'pixelshuffle', 'network_g:resi_connection': '1conv', 'path:param_key_g': 'params_ema',
+           'manual_seed': 1}
+_D = lambda size: {'network_d:type': 'VGGStyleDiscriminator', 'network_d:input_size': size,  # noqa: E731
+                   'network_d:num_feat': 64, 'datasets:train:gt_size': size}
+# retrained baselines: LDL's own train_Synthetic_LDL.yml (L1 1e-2 + artifacts 1.0), the AESOP recipe otherwise
+_L1 = {'train:pixel_opt:type': 'L1Loss', 'train:pixel_opt:loss_weight': 1e-2}
+
+_REALWORLD = {  # train_RealWorld_AESOP.yml
+    'scale': 4, 'model_type': 'RealESRGANModel', 'manual_seed': 0,
+    'l1_gt_usm': False,  # the authors' model feeds AESOP the plain GT (see the recipe), whatever their l1_gt_usm says
+    'percep_gt_usm': True, 'gan_gt_usm': False,
+    'resize_prob': [0.2, 0.7, 0.1], 'resize_range': [0.2, 1.5], 'gaussian_noise_prob': 0.5, 'noise_range': [1, 30],
+    'poisson_scale_range': [0.05, 2], 'gray_noise_prob': 0.4, 'jpeg_range': [50, 95],
+    'second_blur_prob': 0.8, 'resize_prob2': [0.3, 0.4, 0.3], 'resize_range2': [0.3, 1.2],
+    'gaussian_noise_prob2': 0.5, 'noise_range2': [1, 20], 'poisson_scale_range2': [0.05, 2], 'gray_noise_prob2': 0.4,
+    'jpeg_range2': [50, 95], 'gt_size': 256, 'queue_size': 144,
+    'datasets:train:type': 'RealESRGANDataset', 'datasets:train:blur_kernel_size': 21,
+    'datasets:train:kernel_list': ['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso'],
+    'datasets:train:kernel_prob': [0.45, 0.25, 0.12, 0.03, 0.12, 0.03], 'datasets:train:sinc_prob': 0.1,
+    'datasets:train:blur_sigma': [0.2, 3], 'datasets:train:betag_range': [0.5, 4], 'datasets:train:betap_range': [1, 2],
+    'datasets:train:blur_kernel_size2': 21,
+    'datasets:train:kernel_list2': ['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso',
+                                    'plateau_aniso'],
+    'datasets:train:kernel_prob2': [0.45, 0.25, 0.12, 0.03, 0.12, 0.03], 'datasets:train:sinc_prob2': 0.1,
+    'datasets:train:blur_sigma2': [0.2, 1.5], 'datasets:train:betag_range2': [0.5, 4],
+    'datasets:train:betap_range2': [1, 2], 'datasets:train:final_sinc_prob': 0.8, 'datasets:train:gt_size': 256,
+    'datasets:train:use_hflip': True, 'datasets:train:use_rot': False, 'datasets:train:batch_size_per_gpu': 12,
+    'datasets:train:dataset_enlarge_ratio': 10,
+    'network_g:type': 'RRDBNet', 'network_g:num_block': 23, 'path:param_key_g': 'params_ema',
+    'network_d:type': 'UNetDiscriminatorSN', 'network_d:num_feat': 64, 'network_d:skip_connection': True,
+    'train:total_iter': 400000, 'train:ema_decay': 0.999, 'train:optim_g:lr': 1e-4, 'train:optim_d:lr': 1e-4,
+    'train:optim_g:betas': [0.9, 0.99], 'train:optim_d:betas': [0.9, 0.99],
+    'train:pixel_opt:type': 'AESOPLoss', 'train:pixel_opt:loss_weight': 1.0, 'train:pixel_opt:criterion': 'l1',
+    'train:pixel_opt:param_key_ae': 'params_ema', 'train:ldl_opt': None,
+    'train:perceptual_opt:layer_weights': {'conv2_2': 0.1, 'conv3_4': 1, 'conv4_4': 1, 'conv5_4': 1},
+    'train:perceptual_opt:perceptual_weight': 1.0, 'train:perceptual_opt:criterion': 'l1',
+    'train:perceptual_opt:range_norm': False, 'train:perceptual_opt:use_input_norm': True,
+    'train:gan_opt:gan_type': 'vanilla', 'train:gan_opt:loss_weight': 0.1, 'train:net_d_iters': 1,
+    'train:net_d_init_iters': 0,
+    # MultiStepLR [400000] gamma 0.5: 1e-4 throughout; BasicSR steps the scheduler before the last iteration's update
+    'lr': {1: 1e-4, 200000: 1e-4, 399999: 1e-4, 400000: 5e-5}, 'gpus': 4, 'batch': 48,
+}
+_AE = {  # train_Synthetic_AE_RRDB_LRrecon1.yml / train_Realworld_AE_RRDB_DecoderFreeze.yml, shared values
+    'scale': 4, 'model_type': 'AESOPAEModel', 'manual_seed': 0, 'train:total_iter': 100000, 'train:ema_decay': 0.999,
+    'train:optim_g:lr': 1e-4, 'train:optim_g:betas': [0.9, 0.99], 'train:pixel_opt:type': 'L1Loss',
+    'train:pixel_opt:loss_weight': 1.0, 'datasets:train:name': 'DF2K', 'datasets:train:type': 'PairedImageDataset',
+    'datasets:train:gt_size': 256, 'datasets:train:use_hflip': True, 'datasets:train:use_rot': True,
+    'datasets:train:batch_size_per_gpu': 16, 'datasets:train:dataset_enlarge_ratio': 1,
+    'datasets:val:name': 'DIV2Kmini', 'val:val_freq': 5000, 'val:metrics:psnr:crop_border': 4,
+    'val:metrics:ssim:crop_border': 4, 'network_g:decoder:type': 'RRDBNet', 'network_g:decoder:num_block': 23,
+    'lr': {1: 1e-4, 50000: 1e-4, 99999: 1e-4, 100000: 1e-4}, 'gpus': 4, 'batch': 64,
+}
+
+AUTHORS = {  # our recipe (under options/train/) -> the authors' values it must keep
+    'AESOP/train_AESOP_ESRGAN_LDL_RRDB128_x4_DF2K.yml': {**_SYNTHETIC, **_AESOP_TERM, **_RRDB, **_D(128)},
+    'AESOP/train_AESOP_ESRGAN_LDL_RRDB256_x4_DF2K.yml': {**_SYNTHETIC, **_AESOP_TERM, **_RRDB, **_D(256)},
+    'AESOP/train_AESOP_ESRGAN_LDL_SwinIR256_x4_DF2K.yml': {**_SYNTHETIC, **_AESOP_TERM, **_SWINIR, **_D(256)},
+    'Baselines/train_ESRGAN_RRDB128_x4_DF2K.yml': {**_SYNTHETIC, **_RRDB, **_D(128), **_L1, 'train:ldl_opt': None,
+                                                   'model_type': 'ESRGANModel'},
+    'Baselines/train_LDL_RRDB128_x4_DF2K.yml': {**_SYNTHETIC, **_RRDB, **_D(128), **_L1, 'train:ldl_opt:loss_weight': 1.0,
+                                                'model_type': 'ESRGANLDLModel'},
+    'Baselines/train_LDL_SwinIR256_x4_DF2K.yml': {**_SYNTHETIC, **_SWINIR, **_D(256), **_L1,
+                                                  'train:ldl_opt:loss_weight': 1.0, 'model_type': 'ESRGANLDLModel'},
+    'AESOP/train_AESOP_RealESRGAN_x4plus.yml': _REALWORLD,
+    'AESOP/train_AE_RRDBdecoder_x4_DF2K.yml': {
+        **_AE, 'train:lr_opt:type': 'L1Loss', 'train:lr_opt:loss_weight': 1.0, 'train:freeze_decoder_iters': 0},
+    'AESOP/train_AE_RRDBdecoder_x4_RealESRNet.yml': {
+        **_AE, 'train:lr_opt': None, 'train:freeze_decoder_iters': -1, 'find_unused_parameters': True,
+        'path:param_key_decoder': 'params_ema'},
+}
+MISSING = object()
+
+
+def lookup(opt: dict, key: str) -> Any:
+    node = opt
+    for part in key.split(':'):
+        if not isinstance(node, dict) or part not in node:
+            return MISSING
+        node = node[part]
+    return node
+
+
+def learning_rate_at(opt: dict, iteration: int) -> float:
+    """The generator's learning rate in ``iteration`` (1-based), from BasicSR's own MultiStepRestartLR.
+
+    BasicSR's train loop steps the scheduler once before each iteration's update; the rate only changes at
+    milestones, so stepping at each milestone up to ``iteration`` gives the same rate as stepping every time.
+    """
+    from basicsr.models.lr_scheduler import MultiStepRestartLR
+    sched_opt = dict(opt['train']['scheduler'])
+    assert sched_opt.pop('type') == 'MultiStepLR'  # BasicSR builds MultiStepRestartLR for it
+    optimizer = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=opt['train']['optim_g']['lr'])
+    scheduler = MultiStepRestartLR(optimizer, **sched_opt)
+    for milestone in sorted(set(sched_opt['milestones'])):
+        if milestone <= iteration:
+            scheduler.last_epoch = milestone - 1
+            with warnings.catch_warnings():  # no optimizer.step() here: only the rate is read
+                warnings.simplefilter('ignore', UserWarning)
+                scheduler.step()
+    return optimizer.param_groups[0]['lr']
+
+
+@pytest.mark.parametrize('name', sorted(AUTHORS))
+def test_recipe_keeps_the_authors_values(name):
+    """Every value in the authors' table above, the learning rate over the run and the effective batch."""
+    path = osp.join(REPO_ROOT, 'options/train', name)
+    opt, text = load(path), open(path).read()
+    wrong = []
+    for key, expected in AUTHORS[name].items():
+        if key in ('lr', 'gpus', 'batch'):
+            continue
+        value = lookup(opt, key)
+        if expected is None:  # the authors have no such term
+            ok = value in (MISSING, None)
+        elif isinstance(expected, float):
+            ok = value is not MISSING and not isinstance(value, bool) and float(value) == pytest.approx(expected)
+        else:
+            ok = value == expected
+        if not ok:
+            wrong.append(f'{key}: {value if value is not MISSING else "(missing)"} != authors\' {expected}')
+    for iteration, rate in AUTHORS[name]['lr'].items():
+        if learning_rate_at(opt, iteration) != pytest.approx(rate):
+            wrong.append(f'learning rate at iteration {iteration}: {learning_rate_at(opt, iteration)} != {rate}')
+    authors = AUTHORS[name]
+    batch = opt['datasets']['train']['batch_size_per_gpu']
+    if batch * authors['gpus'] != authors['batch']:
+        wrong.append(f'batch_size_per_gpu {batch} x the authors\' {authors["gpus"]} GPUs != {authors["batch"]}')
+    if f'effective batch of {authors["batch"]}' not in text:  # every recipe says what the paper's batch is
+        wrong.append(f'the header does not state the effective batch of {authors["batch"]}')
+    assert not wrong, f'{name}:\n  ' + '\n  '.join(wrong)
+
+
+def test_realworld_aesop_term_sees_the_plain_gt():
+    """Real-ESRGAN's model (the installed realesrgan package, else BasicSR's) picks the GT of each term from
+    these flags: with l1_gt_usm false its pixel term (AESOP here) gets the plain GT, as in the authors' model."""
+    try:
+        from realesrgan.models.realesrgan_model import RealESRGANModel
+    except ImportError:
+        from basicsr.models.realesrgan_model import RealESRGANModel
+    source = inspect.getsource(RealESRGANModel.optimize_parameters)
+    assert "if self.opt['l1_gt_usm'] is False:\n            l1_gt = self.gt" in source
+    assert 'self.cri_pix(self.output, l1_gt)' in source
+    opt = load(osp.join(REPO_ROOT, 'options/train/AESOP/train_AESOP_RealESRGAN_x4plus.yml'))
+    assert opt['l1_gt_usm'] is False and opt['percep_gt_usm'] is True and opt['gan_gt_usm'] is False
+    assert opt['queue_size'] % opt['datasets']['train']['batch_size_per_gpu'] == 0
+
+
+# ------------------------------------------------------------------ test files: the authors' protocol
+
+PAPER_BENCHMARKS = ['Set14', 'Manga109', 'General100', 'Urban100', 'DIV2K100', 'BSD100mod12', 'LSDIR250mod12']
+PROTOCOL_METRICS = {'psnr': ('calculate_psnr', 4, True), 'ssim': ('calculate_ssim', 4, True),
+                    'lpips': ('calculate_lpips', 0, None), 'dists': ('calculate_dists', 0, None)}
+# released file -> the key layout it is published in (test stem under options/test/paper/)
+RELEASED = {
+    'test_AESOP_RRDB128_290K': 'params_ema', 'test_AESOP_RRDB256_300K': 'params_ema',
+    'test_AESOP_SwinIR256_190K': 'params_ema', 'test_RealAESOP_RRDB_400K': 'params_ema',
+    'test_official_ESRGAN': 'params', 'test_official_RRDB_PSNR': 'params', 'test_official_SwinIR_PSNR': 'params',
+    'test_official_LDL_DF2K_RRDB': 'params', 'test_official_LDL_DF2K_SwinIR': 'params',
+    'test_official_RealESRGAN_x4plus': 'params_ema', 'test_official_RealLDL': 'params_ema',
+    'test_official_BSRGAN': 'legacy',  # KAIR's bare state dict in the old ESRGAN layout
+}
+REAL_WORLD_TESTS = {'test_RealAESOP_RRDB_400K', 'test_official_RealESRGAN_x4plus', 'test_official_RealLDL',
+                    'test_official_BSRGAN'}
+
+
+@pytest.mark.parametrize('path', TEST_FILES, ids=rel)
+def test_test_files_follow_the_authors_protocol(path):
+    """The authors' benchmark list in their order (Set5 only in its own extra file; the real-world files their
+    one real-world set), each HR mod-cropped as they did, and the paper's four metrics with their borders."""
+    opt = load(path)
+    stem = osp.splitext(osp.basename(path))[0]
+    names = [d['name'] for d in opt['datasets'].values()]
+    if stem == 'test_AESOP_RRDB_x4_Set5':
+        assert names == ['Set5']
+    elif stem in REAL_WORLD_TESTS:
+        assert names == ['RealWorld38+DIV2Kmini'] and set(opt['val']['metrics']) == {'psnr'}
+        return
+    else:
+        assert names == PAPER_BENCHMARKS
+    for dataset in opt['datasets'].values():
+        mod = 12 if dataset['name'].endswith('mod12') else 4
+        assert f'HR_mod{mod}' in dataset['dataroot_gt'], dataset['dataroot_gt']
+    assert set(opt['val']['metrics']) == set(PROTOCOL_METRICS)
+    for metric, (kind, border, y_channel) in PROTOCOL_METRICS.items():
+        block = opt['val']['metrics'][metric]
+        assert (block['type'], block['crop_border'], block.get('test_y_channel')) == (kind, border, y_channel)
+    assert opt['val']['save_img'] is True  # aesop-eval --protocol paper reads the saved images
+    if opt['network_g']['type'] == 'SwinIR':
+        assert opt['model_type'] == 'SwinIRModel'  # pads to window_size, as the authors' SwinIR does inside
+
+
+def test_every_released_checkpoint_and_baseline_has_a_test_file():
+    assert sorted(RELEASED) == sorted(osp.splitext(osp.basename(f))[0]
+                                      for f in glob.glob(osp.join(REPO_ROOT, 'options/test/paper/*.yml')))
+
+
+@pytest.fixture(scope='module')
+def full_size_test_models():
+    """One BasicSR test model per (model_type, network_g) of the released-weights files, built as aesop-test
+    builds it (no checkpoint yet); the files then load their stand-in checkpoints into these."""
+    from basicsr.models import build_model
+    models = {}
+    for stem in RELEASED:
+        opt = load(osp.join(REPO_ROOT, 'options/test/paper', stem + '.yml'))
+        key = (opt['model_type'], repr(opt['network_g']))
+        if key not in models:
+            torch.manual_seed(0)
+            opt.update(num_gpu=0, is_train=False, dist=False, rank=0, world_size=1)
+            opt['path'] = {'pretrain_network_g': None}
+            models[key] = build_model(opt)
+    return models
+
+
+def _stand_in(net: torch.nn.Module, layout: str, folder: str, stem: str) -> Tuple[str, Dict[str, torch.Tensor]]:
+    """A checkpoint with ``net``'s keys and shapes (other values) in a release's layout, and the tensors it holds."""
+    state = OrderedDict((k, v + 0.01 * torch.randn_like(v) if v.is_floating_point() else v.clone())
+                        for k, v in net.state_dict().items())
+    path = osp.join(folder, f'{stem}.pth')
+    if layout == 'legacy':  # the old ESRGAN/KAIR key names, a bare state dict
+        legacy = OrderedDict()
+        for key, value in state.items():
+            for new, old in (('body.', 'RRDB_trunk.'), ('conv_body.', 'trunk_conv.'), ('conv_up1.', 'upconv1.'),
+                             ('conv_up2.', 'upconv2.'), ('conv_hr.', 'HRconv.')):
+                if key.startswith(new):
+                    key = old + key[len(new):]
+                    break
+            legacy[key.replace('.rdb', '.RDB')] = value
+        torch.save(legacy, path)
+    else:
+        torch.save({layout: state}, path)
+    return path, state
+
+
+@pytest.mark.parametrize('stem', sorted(RELEASED))
+def test_released_weights_files_load_their_checkpoint(stem, full_size_test_models, tmp_path):
+    """Each released-weights test file builds its full-size network and, through BasicSR's load_network with
+    the file's param_key_g (and strict_load_g), loads a stand-in in the released key layout: every tensor
+    arrives. The BSRGAN file loads KAIR's layout after scripts/convert_legacy_rrdb.py, run as a process."""
+    opt = load(osp.join(REPO_ROOT, 'options/test/paper', stem + '.yml'))
+    model = full_size_test_models[(opt['model_type'], repr(opt['network_g']))]
+    net = model.net_g
+    assert sum(p.numel() for p in net.parameters()) > 11e6, 'not the full-size network'
+    path, state = _stand_in(net, RELEASED[stem], str(tmp_path), stem)
+    if RELEASED[stem] == 'legacy':
+        converted = str(tmp_path / 'converted.pth')
+        subprocess.run([sys.executable, osp.join(REPO_ROOT, 'scripts', 'convert_legacy_rrdb.py'), path, converted],
+                       check=True, capture_output=True, timeout=300)
+        path = converted
+    param_key = opt['path']['param_key_g']
+    model.load_network(net, path, opt['path']['strict_load_g'], param_key)
+    loaded = net.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
+    if stem == sorted(k for k in RELEASED if 'SwinIR' in k)[0] or stem == 'test_AESOP_RRDB128_290K':
+        # the model's own test(): an LR whose sides are not multiples of SwinIR's window comes back 4x larger
+        model.lq = torch.rand(1, 3, 9, 11)
+        model.test()
+        assert tuple(model.output.shape) == (1, 3, 36, 44) and torch.isfinite(model.output).all()
+
+
+def test_test_with_placeholders_fails_naming_the_keys(tmp_path):
+    """A shipped test file as it is: aesop-test stops before building anything and names what to set."""
+    path = osp.join(REPO_ROOT, 'options/test/paper/test_AESOP_SwinIR256_190K.yml')
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.run([sys.executable, '-m', 'aesop_basicsr.test', '-opt', path], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    for key in ('datasets:test_1:dataroot_gt', 'datasets:test_7:dataroot_lq', 'path:pretrain_network_g'):
+        assert key in proc.stderr, proc.stderr[-3000:]
+    assert not (tmp_path / 'results').exists(), 'nothing may be created before the check'

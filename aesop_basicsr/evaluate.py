@@ -7,6 +7,7 @@ markdown table (per image and the average) and writes the same numbers as CSV.
 
     aesop-eval --sr results/my_run/visualization/Set5 --hr datasets/Set5/HR_mod4
     aesop-eval --opt options/test/test_AESOP_RRDB_x4_benchmarks.yml   # every dataset aesop-test wrote
+    aesop-eval --protocol paper --results results --datasets datasets  # the paper's table, every run
 
 SR files are matched to HR files by name: ``baby.png`` or, as BasicSR's test saves them,
 ``baby_<suffix>.png`` (the suffix is found automatically, or give ``--suffix``).
@@ -34,6 +35,12 @@ IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 FIDELITY_METRICS = ('psnr', 'ssim')
 PERCEPTUAL_METRICS = ('lpips', 'dists')
 LOWER_IS_BETTER = {'psnr': False, 'ssim': False, 'lpips': True, 'dists': True}
+
+
+# The authors' benchmarks, in the order of their test files and tables: (name, HR mod-crop)
+PAPER_BENCHMARKS: Tuple[Tuple[str, int], ...] = (
+    ('Set14', 4), ('Manga109', 4), ('General100', 4), ('Urban100', 4), ('DIV2K100', 4),
+    ('BSD100mod12', 12), ('LSDIR250mod12', 12))
 
 
 class EvalError(Exception):
@@ -194,12 +201,94 @@ def datasets_of_test_file(opt_file: str, results_root: str) -> Tuple[str, str, L
     return opt['name'], suffix, sets
 
 
+def paper_hr_folder(datasets_root: str, name: str, mod: int) -> str:
+    """Where aesop-prepare puts a benchmark's HR images: ``<root>/<name>/HR_mod<mod>``."""
+    return osp.join(datasets_root, name, f'HR_mod{mod}')
+
+
+def paper_runs(results_root: str, runs: Optional[Sequence[str]] = None) -> List[str]:
+    """The runs to tabulate: ``runs`` in that order, else every ``<results>/<run>`` with a visualization folder
+    holding at least one paper benchmark, sorted."""
+    if not osp.isdir(results_root):
+        raise EvalError(f'--results: {results_root!r} is not a folder (aesop-test writes results/<name>/).')
+    if runs:
+        missing = [r for r in runs if not osp.isdir(osp.join(results_root, r, 'visualization'))]
+        if missing:
+            raise EvalError(f'--runs: no {results_root}/<run>/visualization for {", ".join(missing)}.')
+        return list(runs)
+    found = [r for r in sorted(os.listdir(results_root))
+             if any(osp.isdir(osp.join(results_root, r, 'visualization', name)) for name, _ in PAPER_BENCHMARKS)]
+    if not found:
+        raise EvalError(f'--results: no run in {results_root!r} has SR images of a paper benchmark '
+                        f'({", ".join(n for n, _ in PAPER_BENCHMARKS)}) under <run>/visualization/.')
+    return found
+
+
+def paper_table(results_root: str, datasets_root: str, metrics: Sequence[str], runs: Optional[Sequence[str]] = None,
+                progress: bool = True, **options) -> Tuple[List[str], List[Dict[str, object]]]:
+    """The authors' protocol over every run: (columns, one row per run).
+
+    Columns are ``<benchmark> <metric>`` for the seven benchmarks x ``metrics``; a row holds each run's
+    average over a benchmark's images, or None where the run has no SR images of that benchmark.
+    PSNR/SSIM: Y channel, 4-pixel border; LPIPS/DISTS: RGB, no crop (the defaults of ``options``).
+    """
+    columns = [f'{name} {metric}' for name, _ in PAPER_BENCHMARKS for metric in metrics]
+    rows = []
+    for run in paper_runs(results_root, runs):
+        row: Dict[str, object] = {'image': run}
+        for name, mod in PAPER_BENCHMARKS:
+            sr_dir = osp.join(results_root, run, 'visualization', name)
+            if not osp.isdir(sr_dir):
+                row.update({f'{name} {m}': None for m in metrics})
+                continue
+            hr_dir = paper_hr_folder(datasets_root, name, mod)
+            if not osp.isdir(hr_dir):
+                raise EvalError(f'{run} has SR images of {name} but {hr_dir!r} does not exist; make it with '
+                                f'aesop-prepare --input <{name} HR images> --output {osp.join(datasets_root, name)} '
+                                f'--scale 4 --mod {mod}')
+            mean = evaluate_folders(sr_dir, hr_dir, metrics, progress=progress, **options)[-1]
+            row.update({f'{name} {m}': mean[m] for m in metrics})
+        rows.append(row)
+    return columns, rows
+
+
+def paper_markdown(columns: Sequence[str], rows: Sequence[Dict[str, object]]) -> str:
+    """Rows = methods, columns = benchmarks x metrics, as the paper lays out its tables."""
+    def head(column: str) -> str:
+        metric = column.rsplit(' ', 1)[1]
+        return f'{column.rsplit(" ", 1)[0]} {metric.upper()} {"↓" if LOWER_IS_BETTER[metric] else "↑"}'
+
+    lines = ['| method | ' + ' | '.join(head(c) for c in columns) + ' |', '|---|' + '---:|' * len(columns)]
+    for row in rows:
+        cells = ['–' if row[c] is None else _format(c.rsplit(' ', 1)[1], row[c]) for c in columns]
+        lines.append(f'| {row["image"]} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def write_paper_csv(path: str, columns: Sequence[str], rows: Sequence[Dict[str, object]]) -> None:
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['method', *columns])
+        for row in rows:
+            writer.writerow([row['image'], *('' if row[c] is None else f'{row[c]:.6f}' for c in columns)])
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='aesop-eval', description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--sr', help='folder of super-resolved images (with --hr)')
     source.add_argument('--opt', help="a test option file: evaluate every dataset of the run's results folder")
+    source.add_argument('--protocol', choices=['paper'],
+                        help="'paper': the authors' protocol over every run in --results, one table "
+                             '(rows = runs, columns = the 7 benchmarks x metrics)')
+    parser.add_argument('--results', default='results', help='with --protocol: the folder of runs aesop-test wrote')
+    parser.add_argument('--datasets', default='datasets',
+                        help='with --protocol: benchmark HR images are <datasets>/<name>/HR_mod4 (HR_mod12 for '
+                             'BSD100mod12, LSDIR250mod12), as aesop-prepare writes them')
+    parser.add_argument('--runs', nargs='+', default=None,
+                        help='with --protocol: these runs (table rows) in this order; default every run found')
     parser.add_argument('--hr', help='folder of HR images, the same size as the SR images')
     parser.add_argument('--suffix', default=None, help='SR names are <HR name>_<suffix>; found automatically')
     parser.add_argument('--results-root', default='.', help='with --opt: the folder aesop-test ran in')
@@ -207,7 +296,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--perceptual-crop-border', type=int, default=0, help='border cropped for LPIPS/DISTS')
     parser.add_argument('--skip-perceptual', action='store_true', help='PSNR and SSIM only (no LPIPS/DISTS)')
     parser.add_argument('--csv', default=None,
-                        help='CSV to write (default: <SR folder>_metrics.csv; with --opt, results/<name>/aesop_eval_*.csv)')
+                        help='CSV to write (default: <SR folder>_metrics.csv; with --opt, results/<name>/aesop_eval_*.csv; '
+                             'with --protocol, <results>/paper_table.csv)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
     if args.sr and not args.hr:
@@ -221,7 +311,17 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     options = dict(metrics=metrics, crop_border=args.crop_border, perceptual_crop_border=args.perceptual_crop_border,
                    progress=not args.no_progress)
     try:
-        if args.sr:
+        if args.protocol:
+            for fixed in ('crop_border', 'perceptual_crop_border'):
+                options.pop(fixed)
+            if (args.crop_border, args.perceptual_crop_border) != (4, 0):
+                raise EvalError('--protocol paper fixes the borders (4 for PSNR/SSIM, 0 for LPIPS/DISTS); '
+                                'drop --crop-border/--perceptual-crop-border or evaluate with --opt.')
+            columns, rows = paper_table(args.results, args.datasets, runs=args.runs, suffix=args.suffix, **options)
+            csv_path = args.csv or osp.join(args.results, 'paper_table.csv')
+            write_paper_csv(csv_path, columns, rows)
+            print(paper_markdown(columns, rows))
+        elif args.sr:
             rows = evaluate_folders(args.sr, args.hr, suffix=args.suffix, **options)
             csv_path = args.csv or osp.normpath(args.sr) + '_metrics.csv'
             write_csv(csv_path, rows, metrics)

@@ -2,10 +2,12 @@
 
 For every image in ``--input`` (not recursive) it writes, under ``--output``:
 
-- ``HR_mod{s}/<name>.png``: the HR image cropped to a multiple of the scale (BasicSR's ``mod_crop``);
-- ``LR_bicubic_x{s}/<name>.png``: its MATLAB-bicubic downscale (BasicSR's ``imresize``, as the paper's
-  benchmarks and DF2K training pairs are made);
-- with ``--subimages``: ``HR_mod{s}_sub/<name>_s001.png ...`` and ``LR_bicubic_x{s}_sub/<name>_s001.png ...``,
+- ``HR_mod{m}/<name>.png``: the HR image cropped to a multiple of ``--mod`` m (BasicSR's ``mod_crop``;
+  m defaults to the scale, the paper's BSD100mod12 and LSDIR250mod12 use ``--mod 12``);
+- ``LR_bicubic_x{s}/<name>.png`` (``LR_bicubic_x{s}_mod{m}`` when m is not the scale): its MATLAB-bicubic
+  downscale, BasicSR's ``imresize`` algorithm computed in float64 as the authors made their benchmarks
+  (BasicSR's own ``imresize`` computes in float32; the two differ by one grey level on a few pixels);
+- with ``--subimages``: ``HR_mod{m}_sub/<name>_s001.png ...`` and ``LR_bicubic_x{s}..._sub/<name>_s001.png ...``,
   overlapping crops as BasicSR's ``scripts/data_preparation/extract_subimages.py`` makes them (HR crop 480,
   step 240; the LR crops are the same regions of the LR image), so training reads small files.
 
@@ -14,6 +16,7 @@ files that exist. The input folder is never written to.
 
     aesop-prepare --input datasets/DF2K/HR --output datasets/DF2K --scale 4 --subimages
     aesop-prepare --input datasets/Set5/original --output datasets/Set5 --scale 4
+    aesop-prepare --input datasets/BSD100/original --output datasets/BSD100mod12 --scale 4 --mod 12
 """
 import argparse
 import os
@@ -27,14 +30,46 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+import torch
 from basicsr.data.transforms import mod_crop
+from basicsr.utils.matlab_functions import calculate_weights_indices
 from PIL import Image
 from tqdm import tqdm
 
 from aesop_basicsr.utils.image_io import write_png
-from aesop_basicsr.utils.sample_data import bicubic_downscale
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+
+
+def _resize_matrix(in_length: int, scale: float) -> np.ndarray:
+    """(out_length, in_length) float64 matrix of MATLAB's bicubic ``imresize`` along one axis.
+
+    The weights and taps are BasicSR's ``calculate_weights_indices`` (antialiased cubic, a = -0.5),
+    evaluated in float64; the symmetric border copies of BasicSR's ``imresize`` are folded into the matrix.
+    """
+    out_length = int(np.ceil(in_length * scale))
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # BasicSR builds its coordinates with torch.linspace
+    try:
+        weights, indices, sym_start, _ = calculate_weights_indices(in_length, out_length, scale, 'cubic', 4, True)
+    finally:
+        torch.set_default_dtype(default)
+    weights, indices = weights.double().numpy(), indices.long().numpy() - sym_start  # taps in the unpadded image
+    # symmetric padding (edge sample repeated, as BasicSR flips the border rows including the edge one)
+    indices = np.where(indices < 0, -indices - 1, indices)
+    indices = np.where(indices >= in_length, 2 * in_length - indices - 1, indices)
+    matrix = np.zeros((out_length, in_length), dtype=np.float64)
+    np.add.at(matrix, (np.repeat(np.arange(out_length), weights.shape[1]), indices.ravel()), weights.ravel())
+    return matrix
+
+
+def bicubic_downscale_float64(hr: np.ndarray, scale: int) -> np.ndarray:
+    """uint8 HR (H, W[, C]) -> uint8 LR by 1/scale: BasicSR's ``imresize`` computed in float64, rounded."""
+    image = hr.astype(np.float64) / 255.
+    rows, cols = _resize_matrix(image.shape[0], 1 / scale), _resize_matrix(image.shape[1], 1 / scale)
+    lr = np.tensordot(rows, image, axes=(1, 0))  # H first, then W, as imresize
+    lr = np.moveaxis(np.tensordot(cols, lr, axes=(1, 1)), 0, 1)
+    return np.clip(np.round(lr * 255.), 0, 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -53,8 +88,11 @@ class Outcome:
     too_small_for_subimages: bool = False
 
 
-def output_folders(output: str, scale: int, subimages: bool) -> Dict[str, str]:
-    folders = {'hr': osp.join(output, f'HR_mod{scale}'), 'lr': osp.join(output, f'LR_bicubic_x{scale}')}
+def output_folders(output: str, scale: int, subimages: bool, mod: Optional[int] = None) -> Dict[str, str]:
+    """HR_mod{mod} and LR_bicubic_x{scale} (suffixed _mod{mod} when mod is not the scale), and their _sub."""
+    mod = mod or scale
+    lr = f'LR_bicubic_x{scale}' + ('' if mod == scale else f'_mod{mod}')
+    folders = {'hr': osp.join(output, f'HR_mod{mod}'), 'lr': osp.join(output, lr)}
     if subimages:
         folders.update(hr_sub=folders['hr'] + '_sub', lr_sub=folders['lr'] + '_sub')
     return folders
@@ -88,9 +126,12 @@ def check_not_inside_input(input_dir: str, folders: Dict[str, str]) -> None:
                              'writes into its input. Choose an --output outside it.')
 
 
-def check_options(scale: int, sub: Optional[SubImageOptions]) -> None:
+def check_options(scale: int, sub: Optional[SubImageOptions], mod: Optional[int] = None) -> None:
     if scale < 1:
         raise ValueError(f'--scale: {scale} must be a positive integer.')
+    if mod is not None and (mod < 1 or mod % scale):
+        raise ValueError(f'--mod: {mod} must be a positive multiple of --scale {scale}, so that the LR image '
+                         'covers exactly the HR image.')
     if sub is None:
         return
     for flag, value in (('--crop-size', sub.crop_size), ('--step', sub.step), ('--thresh-size', sub.thresh_size)):
@@ -135,7 +176,7 @@ def planned_files(stem: str, folders: Dict[str, str], hr_size: Optional[Tuple[in
 
 
 def prepare_image(name: str, input_dir: str, folders: Dict[str, str], scale: int,
-                  sub: Optional[SubImageOptions]) -> Outcome:
+                  sub: Optional[SubImageOptions], mod: Optional[int] = None) -> Outcome:
     """Write whatever of this image's outputs is missing."""
     stem = osp.splitext(name)[0]
     outcome = Outcome(name)
@@ -153,10 +194,10 @@ def prepare_image(name: str, input_dir: str, folders: Dict[str, str], scale: int
     image = cv2.imread(source, cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f'--input: {source!r} is not an image OpenCV can read.')
-    hr = mod_crop(image, scale)
+    hr = mod_crop(image, mod or scale)
     if hr.shape[0] == 0 or hr.shape[1] == 0:
-        raise ValueError(f'--input: {source!r} ({image.shape[1]}x{image.shape[0]}) is smaller than the scale {scale}.')
-    lr = bicubic_downscale(hr, scale)
+        raise ValueError(f'--input: {source!r} ({image.shape[1]}x{image.shape[0]}) is smaller than --mod {mod or scale}.')
+    lr = bicubic_downscale_float64(hr, scale)
     files = planned_files(stem, folders, hr.shape[:2], sub)
     images = {'hr': [hr], 'lr': [lr]}
     if sub is not None:
@@ -174,16 +215,19 @@ def prepare_image(name: str, input_dir: str, folders: Dict[str, str], scale: int
 
 
 def prepare(input_dir: str, output: str, scale: int = 4, sub: Optional[SubImageOptions] = None, workers: int = 1,
-            progress: bool = True) -> Dict[str, object]:
-    """Prepare every image of ``input_dir`` into ``output``; returns a summary (see :func:`main`)."""
-    check_options(scale, sub)
-    folders = output_folders(output, scale, sub is not None)
+            progress: bool = True, mod: Optional[int] = None) -> Dict[str, object]:
+    """Prepare every image of ``input_dir`` into ``output``; returns a summary (see :func:`main`).
+
+    ``mod``: HR sides are cropped to a multiple of it (default: the scale).
+    """
+    check_options(scale, sub, mod)
+    folders = output_folders(output, scale, sub is not None, mod)
     check_not_inside_input(input_dir, folders)
     names = list_images(input_dir)
     for folder in folders.values():
         os.makedirs(folder, exist_ok=True)
     start = time.time()
-    work = partial(prepare_image, input_dir=input_dir, folders=folders, scale=scale, sub=sub)
+    work = partial(prepare_image, input_dir=input_dir, folders=folders, scale=scale, sub=sub, mod=mod)
     bar = tqdm(total=len(names), unit='image', desc='aesop-prepare', disable=not progress)
     outcomes: List[Outcome] = []
     if workers > 1:
@@ -227,7 +271,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--input', required=True, help='folder of HR images (read only)')
     parser.add_argument('--output', required=True, help='root of the folders to write (not inside --input)')
-    parser.add_argument('--scale', type=int, default=4, help='SR scale: HR is cropped to a multiple of it')
+    parser.add_argument('--scale', type=int, default=4, help='SR scale (the LR is HR / scale)')
+    parser.add_argument('--mod', type=int, default=None,
+                        help='crop HR sides to a multiple of this (default: the scale, 4; the paper uses 12 for '
+                             'BSD100mod12 and LSDIR250mod12); a multiple of --scale')
     parser.add_argument('--subimages', action='store_true', help='also write BasicSR-style sub-images for training')
     parser.add_argument('--crop-size', type=int, default=480, help='HR sub-image size')
     parser.add_argument('--step', type=int, default=240, help='HR stride between sub-images')
@@ -242,7 +289,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     sub = SubImageOptions(args.crop_size, args.step, args.thresh_size) if args.subimages else None
     try:
-        summary = prepare(args.input, args.output, args.scale, sub, args.workers, progress=not args.no_progress)
+        summary = prepare(args.input, args.output, args.scale, sub, args.workers, progress=not args.no_progress,
+                          mod=args.mod)
     except (ValueError, FileNotFoundError) as err:
         sys.exit(f'aesop-prepare: error: {err}')
     print(format_summary(summary, sub))

@@ -296,8 +296,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--perceptual-crop-border', type=int, default=0, help='border cropped for LPIPS/DISTS')
     parser.add_argument('--skip-perceptual', action='store_true', help='PSNR and SSIM only (no LPIPS/DISTS)')
     parser.add_argument('--csv', default=None,
-                        help='CSV to write (default: <SR folder>_metrics.csv; with --opt, results/<name>/aesop_eval_*.csv; '
-                             'with --protocol, <results>/paper_table.csv)')
+                        help='CSV to write (default: <SR folder>_metrics.csv; with --opt, '
+                             'results/<name>/aesop_eval_*.csv; with --protocol, <results>/paper_table.csv)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)
     if args.sr and not args.hr:

@@ -196,7 +196,8 @@ def prepare_image(name: str, input_dir: str, folders: Dict[str, str], scale: int
         raise ValueError(f'--input: {source!r} is not an image OpenCV can read.')
     hr = mod_crop(image, mod or scale)
     if hr.shape[0] == 0 or hr.shape[1] == 0:
-        raise ValueError(f'--input: {source!r} ({image.shape[1]}x{image.shape[0]}) is smaller than --mod {mod or scale}.')
+        raise ValueError(f'--input: {source!r} ({image.shape[1]}x{image.shape[0]}) is smaller than '
+                         f'--mod {mod or scale}.')
     lr = bicubic_downscale_float64(hr, scale)
     files = planned_files(stem, folders, hr.shape[:2], sub)
     images = {'hr': [hr], 'lr': [lr]}

@@ -137,9 +137,9 @@ def without_placeholders(block: Any) -> Any:
 
 def test_option_files_exist():
     names = {rel(f) for f in OPTION_FILES}
-    expected = {f'options/train/{name}' for name in AUTHORS} | {f'options/test/paper/{name}.yml' for name in RELEASED} | {
-        'options/test/test_AESOP_RRDB_x4_benchmarks.yml', 'options/test/test_AESOP_SwinIR_x4_benchmarks.yml',
-        'options/test/test_AESOP_RRDB_x4_Set5.yml'}
+    expected = ({f'options/train/{name}' for name in AUTHORS} | {f'options/test/paper/{name}.yml' for name in RELEASED}
+                | {'options/test/test_AESOP_RRDB_x4_benchmarks.yml', 'options/test/test_AESOP_SwinIR_x4_benchmarks.yml',
+                   'options/test/test_AESOP_RRDB_x4_Set5.yml'})
     assert expected <= names, sorted(expected - names)
 
 
@@ -459,7 +459,8 @@ def test_reduced_realesrgan_copy_trains_on_cuda(real_world_hr, stand_in_vgg19, t
     assert changed_from(tiny_checkpoints['g'], str(exp / 'models' / 'net_g_4.pth'))
 
 
-# ------------------------------------------------------------------ the authors' values (github.com/2minkyulee/AESOP-SR)
+# ------------------------------------------------------------------ the authors' values
+# (github.com/2minkyulee/AESOP-SR)
 # Copied from the authors' AESOP/options/ files; each recipe is checked against them key by key, so an edit
 # that drifts from the paper fails here. 'lr' is the generator's learning rate at iterations of the run, as
 # BasicSR's scheduler gives it; 'gpus' is the authors' GPU count (batch_size_per_gpu x gpus = their batch).
@@ -492,8 +493,9 @@ _AESOP_TERM = {  # aesop_opt: AutoEncoderLoss, l1, weight 1, on the released AE 
 _RRDB = {'network_g:type': 'RRDBNet', 'network_g:num_feat': 64, 'network_g:num_block': 23, 'network_g:num_grow_ch': 32,
          'path:param_key_g': 'params_ema', 'manual_seed': 0}
 _SWINIR = {'network_g:type': 'SwinIR', 'network_g:embed_dim': 180, 'network_g:depths': [6] * 6,
-           'network_g:num_heads': [6] * 6, 'network_g:window_size': 8, 'network_g:img_size': 64, 'network_g:mlp_ratio': 2,
-           'network_g:upsampler': 'pixelshuffle', 'network_g:resi_connection': '1conv', 'path:param_key_g': 'params_ema',
+           'network_g:num_heads': [6] * 6, 'network_g:window_size': 8, 'network_g:img_size': 64,
+           'network_g:mlp_ratio': 2, 'network_g:upsampler': 'pixelshuffle', 'network_g:resi_connection': '1conv',
+           'path:param_key_g': 'params_ema',
            'manual_seed': 1}
 _D = lambda size: {'network_d:type': 'VGGStyleDiscriminator', 'network_d:input_size': size,  # noqa: E731
                    'network_d:num_feat': 64, 'datasets:train:gt_size': size}
@@ -510,7 +512,8 @@ _REALWORLD = {  # train_RealWorld_AESOP.yml
     'gaussian_noise_prob2': 0.5, 'noise_range2': [1, 20], 'poisson_scale_range2': [0.05, 2], 'gray_noise_prob2': 0.4,
     'jpeg_range2': [50, 95], 'gt_size': 256, 'queue_size': 144,
     'datasets:train:type': 'RealESRGANDataset', 'datasets:train:blur_kernel_size': 21,
-    'datasets:train:kernel_list': ['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso'],
+    'datasets:train:kernel_list': ['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso',
+                                   'plateau_aniso'],
     'datasets:train:kernel_prob': [0.45, 0.25, 0.12, 0.03, 0.12, 0.03], 'datasets:train:sinc_prob': 0.1,
     'datasets:train:blur_sigma': [0.2, 3], 'datasets:train:betag_range': [0.5, 4], 'datasets:train:betap_range': [1, 2],
     'datasets:train:blur_kernel_size2': 21,
@@ -552,8 +555,8 @@ AUTHORS = {  # our recipe (under options/train/) -> the authors' values it must 
     'AESOP/train_AESOP_ESRGAN_LDL_SwinIR256_x4_DF2K.yml': {**_SYNTHETIC, **_AESOP_TERM, **_SWINIR, **_D(256)},
     'Baselines/train_ESRGAN_RRDB128_x4_DF2K.yml': {**_SYNTHETIC, **_RRDB, **_D(128), **_L1, 'train:ldl_opt': None,
                                                    'model_type': 'ESRGANModel'},
-    'Baselines/train_LDL_RRDB128_x4_DF2K.yml': {**_SYNTHETIC, **_RRDB, **_D(128), **_L1, 'train:ldl_opt:loss_weight': 1.0,
-                                                'model_type': 'ESRGANLDLModel'},
+    'Baselines/train_LDL_RRDB128_x4_DF2K.yml': {**_SYNTHETIC, **_RRDB, **_D(128), **_L1,
+                                                'train:ldl_opt:loss_weight': 1.0, 'model_type': 'ESRGANLDLModel'},
     'Baselines/train_LDL_SwinIR256_x4_DF2K.yml': {**_SYNTHETIC, **_SWINIR, **_D(256), **_L1,
                                                   'train:ldl_opt:loss_weight': 1.0, 'model_type': 'ESRGANLDLModel'},
     'AESOP/train_AESOP_RealESRGAN_x4plus.yml': _REALWORLD,

@@ -1,11 +1,14 @@
 """AESOP (CVPR 2025) as a plugin for the unmodified BasicSR.
 
 ``import aesop_basicsr`` registers AESOPLoss, AESOPAutoEncoder, the AE pretraining model,
-the LDL+ESRGAN model and the LPIPS/DISTS metrics into BasicSR's registries.
+the LDL+ESRGAN model and the LPIPS/DISTS metrics into BasicSR's registries. Once the package is
+installed, every process that imports ``basicsr`` does this on its own right after BasicSR has
+loaded (``aesop_basicsr_autoload``; ``AESOP_BASICSR_AUTOLOAD=0`` turns that off). Importing it
+again, before or after BasicSR, changes nothing.
 """
 from aesop_basicsr._compat import alias_torchvision_functional_tensor
 
-alias_torchvision_functional_tensor()  # must run before BasicSR is first imported
+alias_torchvision_functional_tensor()  # where the .pth did not run: before BasicSR is first imported
 
 from aesop_basicsr import archs, losses, metrics, models  # noqa: E402,F401  (registration)
 from aesop_basicsr.archs.aesop_autoencoder_arch import AESOPAutoEncoder  # noqa: E402

@@ -1,4 +1,4 @@
-"""aesop-prepare and aesop-eval on real photos, checked against BasicSR's own imresize and metrics."""
+"""aesop-prepare and aesop-eval on real photos, against an independent float64 MATLAB bicubic and BasicSR's metrics."""
 import csv
 import os
 import re
@@ -11,13 +11,13 @@ import torch
 import yaml
 from basicsr.archs import build_network
 from basicsr.metrics import calculate_psnr, calculate_ssim
-from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.options import ordered_yaml
 from basicsr.utils.registry import METRIC_REGISTRY
 
 from aesop_basicsr import evaluate, prepare
 from aesop_basicsr.utils.sample_data import load_photo
 from conftest import REPO_ROOT, run_module
+from test_paper_protocol import matlab_bicubic_reference
 
 # (photo, height, width): sizes that are not multiples of 4, so mod-cropping matters
 PHOTOS = (('astronaut', 150, 203), ('coffee', 149, 201), ('chelsea', 131, 97))
@@ -41,8 +41,9 @@ def read(path) -> np.ndarray:
 
 
 def matlab_bicubic_x4(hr_uint8: np.ndarray) -> np.ndarray:
-    """The LR the paper's data uses, computed here straight from BasicSR's imresize."""
-    return np.clip(np.round(imresize(hr_uint8.astype(np.float32) / 255., 0.25) * 255.), 0, 255).astype(np.uint8)
+    """The LR the paper's data uses: MATLAB bicubic in float64 (an independent implementation), rounded."""
+    lr = matlab_bicubic_reference(hr_uint8.astype(np.float64) / 255., 0.25)
+    return np.clip(np.round(lr * 255.), 0, 255).astype(np.uint8)
 
 
 def snapshot(root):

@@ -31,6 +31,7 @@ from basicsr.data.transforms import mod_crop
 from PIL import Image
 from tqdm import tqdm
 
+from aesop_basicsr.utils.cli import command
 from aesop_basicsr.utils.image_io import write_png
 from aesop_basicsr.utils.sample_data import bicubic_downscale
 
@@ -238,6 +239,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@command('aesop-prepare')
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     sub = SubImageOptions(args.crop_size, args.step, args.thresh_size) if args.subimages else None

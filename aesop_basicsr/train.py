@@ -144,14 +144,14 @@ def network_files(opt: dict, resume_iter: int) -> List[str]:
             for key in opt if key.startswith('network_') and key not in ignored]
 
 
-def check_network_files(opt: dict, state_path: str, resume_iter: int) -> None:
+def check_network_files(opt: dict, state_path: str, resume_iter: int, option_key: str) -> None:
     """Each network checkpoint of that iteration exists and loads."""
     for path in network_files(opt, resume_iter):
         if not osp.isfile(path):
-            raise CheckpointError(f'path:resume_state: {state_path!r} is for iteration {resume_iter}, but its network '
+            raise CheckpointError(f'{option_key}: {state_path!r} is for iteration {resume_iter}, but its network '
                                   f'checkpoint {path!r} does not exist.')
-        if 'params' not in read_checkpoint(path, 'path:resume_state'):
-            raise CheckpointError(f'path:resume_state: {path!r} (for {state_path!r}) has no params.')
+        if 'params' not in read_checkpoint(path, option_key):
+            raise CheckpointError(f'{option_key}: {path!r} (for {state_path!r}) has no params.')
 
 
 def remove_temp_files(opt: dict) -> None:
@@ -172,9 +172,9 @@ def newest_usable_training_state(opt: dict) -> Optional[Tuple[str, dict]]:
     for path in candidates:
         try:
             state = read_training_state(path, '--auto_resume', resume_map_location(opt))
-            check_network_files(opt, path, state['iter'])
+            check_network_files(opt, path, state['iter'], '--auto_resume')
         except UserError as err:
-            _note('warning', f'--auto_resume: skipped training state {path}: {err}', opt['rank'])
+            _note('warning', f'{err} Skipped {osp.basename(path)}; trying an earlier training state.', opt['rank'])
             continue
         return path, state
     if candidates:
@@ -198,7 +198,7 @@ def load_resume_state(opt: dict) -> Optional[dict]:
         if not resume_state_path:
             return None
         resume_state = read_training_state(resume_state_path, 'path:resume_state', resume_map_location(opt))
-        check_network_files(opt, resume_state_path, resume_state['iter'])
+        check_network_files(opt, resume_state_path, resume_state['iter'], 'path:resume_state')
     check_resume(opt, resume_state['iter'])
     _note('info', f'Resuming from training state {resume_state_path}.', opt['rank'])
     return resume_state

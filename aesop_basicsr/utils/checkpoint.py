@@ -32,7 +32,9 @@ _UNSUPPORTED_GLOBAL = re.compile(r'Unsupported global: GLOBAL ([\w.]+)')
 
 # ---- reading ---------------------------------------------------------------------------
 def _first_line(err: BaseException) -> str:
-    return next(iter(str(err).strip().splitlines()), '')
+    """The first sentence of an error message (torch's run on with advice)."""
+    line = next(iter(str(err).strip().splitlines()), '')
+    return line.split('. ')[0].rstrip('.')
 
 
 def check_is_file(path: str, option_key: str, what: str = 'checkpoint file') -> None:

@@ -116,11 +116,13 @@ def command(prog: str, *user_error_types: Type[BaseException], keep_debug_flag: 
 
         @functools.wraps(main)
         def wrapper(*args, **kwargs):
-            debug = debug_requested()
+            explicit_argv = bool(args) and isinstance(args[0], (list, tuple))  # main(argv) called directly
+            debug = debug_requested(args[0] if explicit_argv else None)
             if debug and not keep_debug_flag:
-                sys.argv = [a for a in sys.argv if a != DEBUG_FLAG]
-                if args and isinstance(args[0], (list, tuple)):
+                if explicit_argv:
                     args = ([a for a in args[0] if a != DEBUG_FLAG], *args[1:])
+                else:
+                    sys.argv = [a for a in sys.argv if a != DEBUG_FLAG]
             try:
                 return main(*args, **kwargs)
             except SystemExit as exit_:

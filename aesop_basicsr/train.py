@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import time
+from collections import OrderedDict
 from os import path as osp
 from typing import Any, List, Optional, Tuple
 
@@ -220,14 +221,16 @@ def _retry_save(obj: Any, path: str, what: str) -> None:
 @master_only
 def save_network(self, net, net_label, current_iter, param_key='params') -> None:
     """``BaseModel.save_network``, written crash-safe."""
-    save_path = osp.join(self.opt['path']['models'], f'{net_label}_{"latest" if current_iter == -1 else current_iter}.pth')
+    label = 'latest' if current_iter == -1 else current_iter
+    save_path = osp.join(self.opt['path']['models'], f'{net_label}_{label}.pth')
     nets = net if isinstance(net, list) else [net]
     param_keys = param_key if isinstance(param_key, list) else [param_key]
     assert len(nets) == len(param_keys), 'The lengths of net and param_key should be the same.'
     save_dict = {}
     for net_, param_key_ in zip(nets, param_keys):
         state_dict = self.get_bare_model(net_).state_dict()
-        save_dict[param_key_] = {(k[7:] if k.startswith('module.') else k): v.cpu() for k, v in state_dict.items()}
+        save_dict[param_key_] = OrderedDict(
+            ((k[7:] if k.startswith('module.') else k), v.cpu()) for k, v in state_dict.items())
     _retry_save(save_dict, save_path, 'model')
 
 

@@ -171,9 +171,9 @@ def check_fits(net: nn.Module, state: Mapping[str, Tensor], path: str, option_ke
     scale_of = getattr(net, 'scale_of_state_dict', None)
     file_scale = scale_of(state) if scale_of is not None else None
     if file_scale is not None and file_scale != getattr(net, 'scale', file_scale):
-        raise CheckpointError(f'{option_key}: {path!r} holds an auto-encoder for scale {file_scale}, but the '
-                              f'configured auto-encoder has scale {net.scale}; use an x{net.scale} auto-encoder '
-                              f'or set its scale to {file_scale}.')
+        raise CheckpointError(f'{option_key}: {path!r} does not fit the configured auto-encoder: it holds one for '
+                              f'scale {file_scale}, but the configured one has scale {net.scale}; use an '
+                              f'x{net.scale} auto-encoder or set its scale to {file_scale}.')
     expected = net.state_dict()
     for key, value in state.items():
         if key in expected and expected[key].shape != value.shape:

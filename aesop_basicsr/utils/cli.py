@@ -87,19 +87,35 @@ def raised_by_our_check(err: BaseException) -> bool:
 
 
 def is_user_error(err: BaseException, extra_types: Tuple[Type[BaseException], ...] = ()) -> bool:
-    if isinstance(err, UserError) or (extra_types and isinstance(err, extra_types)):
+    # by name too: a reloaded module (importlib.reload) has its own copy of the UserError class
+    if any(cls.__name__ == UserError.__name__ and cls.__module__ == __name__ for cls in type(err).__mro__):
+        return True
+    if extra_types and isinstance(err, extra_types):
         return True
     return isinstance(err, CHECK_ERROR_TYPES) and raised_by_our_check(err)
 
 
-def report_user_error(prog: str, err: BaseException, debug: bool) -> None:
-    """Print ``prog: error: message`` (after the traceback when debugging) to stderr."""
+class UserErrorExit(SystemExit):
+    """Exit with status 2 after a user error; ``str()`` is the message printed (as ``sys.exit(message)`` gives)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(USER_ERROR_STATUS)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def report_user_error(prog: str, err: BaseException, debug: bool) -> str:
+    """Print ``prog: error: message`` (after the traceback when debugging) to stderr; return the line."""
     if debug:
         traceback.print_exception(type(err), err, err.__traceback__)
     message = str(err.args[0]) if isinstance(err, KeyError) and len(err.args) == 1 else str(err)
-    print(f'{prog}: error: {message}', file=sys.stderr, flush=True)
+    line = f'{prog}: error: {message}'
+    print(line, file=sys.stderr, flush=True)
     if not debug:
         print(f'(run with {DEBUG_FLAG} or {DEBUG_ENV}=1 for the traceback)', file=sys.stderr, flush=True)
+    return line
 
 
 def command(prog: str, *user_error_types: Type[BaseException], keep_debug_flag: bool = False) -> Callable[[F], F]:
@@ -133,12 +149,11 @@ def command(prog: str, *user_error_types: Type[BaseException], keep_debug_flag: 
                     cause = exit_.__context__
                     traceback.print_exception(type(cause), cause, cause.__traceback__)
                 print(exit_.code, file=sys.stderr, flush=True)
-                raise SystemExit(USER_ERROR_STATUS) from None
+                raise UserErrorExit(exit_.code) from None
             except Exception as err:  # noqa: B902  (sorted into user errors and bugs below)
                 if not is_user_error(err, user_error_types):
                     raise
-                report_user_error(prog, err, debug)
-                raise SystemExit(USER_ERROR_STATUS) from None
+                raise UserErrorExit(report_user_error(prog, err, debug)) from None
 
         return wrapper  # type: ignore[return-value]
 

@@ -74,6 +74,7 @@ setup(
             'aesop-inspect=aesop_basicsr.inspect_loss:main',
             'aesop-prepare=aesop_basicsr.prepare:main',
             'aesop-eval=aesop_basicsr.evaluate:main',
+            'aesop-convert=aesop_basicsr.convert:main',
         ],
     },
     license='Apache-2.0',

@@ -27,6 +27,7 @@ import aesop_basicsr  # noqa: F401  (registers AESOP into BasicSR; must precede 
 import torch
 import yaml
 
+from aesop_basicsr.utils.cli import command
 from aesop_basicsr.utils.demo_options import (AUTOENCODER, GENERATOR, DemoSettings, all_options, checkpoint_path,
                                               dataset_folders)
 from aesop_basicsr.utils.demo_report import build_report, markdown_table
@@ -285,6 +286,7 @@ def run_demo(args: argparse.Namespace) -> str:
     return root
 
 
+@command('aesop-demo')
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     try:

@@ -29,6 +29,7 @@ from basicsr.utils.registry import METRIC_REGISTRY
 from PIL import Image
 
 import aesop_basicsr  # noqa: F401  (registers the LPIPS/DISTS metrics)
+from aesop_basicsr.utils.cli import command
 from aesop_basicsr.utils.options import find_placeholders
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -305,6 +306,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
+@command('aesop-eval', EvalError)
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     metrics = FIDELITY_METRICS + (() if args.skip_perceptual else PERCEPTUAL_METRICS)

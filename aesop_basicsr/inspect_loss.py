@@ -20,6 +20,7 @@ from basicsr.metrics import calculate_psnr
 
 from aesop_basicsr.losses.aesop_loss import AESOPLoss
 from aesop_basicsr.utils.checkpoint import read_checkpoint, select_params
+from aesop_basicsr.utils.cli import command
 from aesop_basicsr.utils.image_io import write_png
 from aesop_basicsr.utils.panels import error_maps, error_panel, read_image, to_tensor
 
@@ -121,6 +122,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@command('aesop-inspect', InspectError)
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     out = args.out or f'{osp.splitext(osp.basename(args.sr))[0]}_aesop_errors.png'

@@ -36,6 +36,7 @@ from basicsr.utils.matlab_functions import calculate_weights_indices
 from PIL import Image
 from tqdm import tqdm
 
+from aesop_basicsr.utils.cli import command
 from aesop_basicsr.utils.image_io import write_png
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
@@ -286,6 +287,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@command('aesop-prepare')
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     sub = SubImageOptions(args.crop_size, args.step, args.thresh_size) if args.subimages else None

@@ -2,25 +2,77 @@
 
 Flags are BasicSR's own (``--launcher``, ``--auto_resume``, ``--debug``, ``--force_yml``).
 ``experiments/<name>/`` and ``tb_logger/`` are written under the current directory, unless the
-option file sets ``path: {experiments_root: DIR}`` (``results_root`` for testing). Two more
-things differ from ``basicsr/train.py``: option files with ``<REQUIRED ...>`` placeholders fail
-before anything is built, and ``--auto_resume`` works on a CPU-only host.
+option file sets ``path: {experiments_root: DIR}`` (``results_root`` for testing). What differs
+from ``basicsr/train.py`` (all through :func:`use_aesop_hooks`, BasicSR itself is not modified):
+
+- option files are checked before anything is built (YAML, ``<REQUIRED ...>`` placeholders,
+  ``num_gpu`` without CUDA, patch sizes, dataset folders, AESOPLoss options); a user error prints
+  one line naming the key and file and exits with status 2 (``--debug`` shows the traceback);
+- ``--launcher pytorch|slurm`` also works on CPU-only hosts (gloo; nccl on GPUs;
+  ``dist_params.backend`` where it fits the device), e.g. ``torchrun --nproc_per_node 2``; at the
+  end each rank writes the SHA-256 of its networks to ``<experiments_root>/replica_digests/``;
+- networks and training states are written crash-safe (temporary file, then rename);
+- training states are read without running code from them (``weights_only`` with an allowlist);
+  ``--auto_resume`` takes the newest state that loads and whose ``net_*_<iter>.pth`` files exist,
+  skipping (with a warning naming it) any that do not;
+- network weights (``pretrain_network_*``) may be ``.safetensors`` files.
 """
+import argparse
+import json
 import os
+import sys
+import time
+from collections import OrderedDict
 from os import path as osp
-from typing import Optional
+from typing import Any, List, Optional, Tuple
 
 import yaml
 
 import aesop_basicsr  # noqa: F401  (registers AESOP into BasicSR; must precede basicsr)
+import basicsr.models
 import basicsr.test
 import basicsr.train
+import basicsr.utils.options
 import torch
-from basicsr.utils import scandir
-from basicsr.utils.options import parse_options
+import torch.distributed as dist
+from basicsr.models.base_model import BaseModel
+from basicsr.utils import get_root_logger, scandir
+from basicsr.utils.dist_util import master_only
 from basicsr.utils.misc import check_resume
+from basicsr.utils.options import parse_options
+from torch.nn.parallel import DataParallel
 
-from aesop_basicsr.utils.options import check_no_placeholders
+from aesop_basicsr.utils import distributed
+from aesop_basicsr.utils.checkpoint import (check_fits, is_temp_file, read_checkpoint, read_training_state,
+                                            save_checkpoint, select_params)
+from aesop_basicsr.utils.cli import CheckpointError, UserError, command
+from aesop_basicsr.utils.options import check_before_run, check_force_yml, read_option_file
+
+SAVE_RETRIES = 3
+REPLICA_DIGESTS_DIR = 'replica_digests'
+
+# what happened before BasicSR's logger existed (it must be set up by train_pipeline first);
+# written to the log as soon as the model is built
+_early_messages: List[Tuple[str, str]] = []
+_built_models: List[Any] = []
+
+
+def _note(level: str, message: str, rank: int = 0) -> None:
+    """Print now (rank 0 only) and log once the logger exists."""
+    if rank == 0:
+        print(f'{level.upper()}: {message}' if level != 'info' else message,
+              file=sys.stderr if level != 'info' else sys.stdout, flush=True)
+    _early_messages.append((level, message))
+
+
+# ---- options -------------------------------------------------------------------------------
+def option_file_argument(argv: List[str]) -> Tuple[Optional[str], Optional[List[str]]]:
+    """``-opt`` and ``--force_yml`` from the command line, parsed as BasicSR will parse them."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('-opt', type=str, default=None)
+    parser.add_argument('--force_yml', nargs='+', default=None)
+    args, _ = parser.parse_known_args(argv)
+    return args.opt, args.force_yml
 
 
 def use_run_folder_from_option_file(opt: dict, opt_file: str) -> None:
@@ -41,13 +93,30 @@ def use_run_folder_from_option_file(opt: dict, opt_file: str) -> None:
 
 
 def parse_checked_options(root_path: str, is_train: bool = True):
-    """BasicSR's ``parse_options``, then the run folder from the option file, then fail on placeholders."""
+    """BasicSR's ``parse_options`` with checks before and after it, and device-aware distributed init."""
+    opt_file, force_yml = option_file_argument(sys.argv[1:])
+    dist_params = {}
+    if opt_file is not None:  # else BasicSR's own parser reports the missing -opt
+        raw = read_option_file(opt_file)
+        check_force_yml(raw, force_yml)
+        dist_params = raw.get('dist_params') or {}
+    basicsr.utils.options.init_dist = lambda launcher, **kwargs: _init_dist(launcher, {**dist_params, **kwargs})
     opt, args = parse_options(root_path, is_train=is_train)
     use_run_folder_from_option_file(opt, args.opt)
-    check_no_placeholders(opt, args.opt)
+    check_before_run(opt, args.opt, torch.cuda.is_available())
     return opt, args
 
 
+def _init_dist(launcher: str, dist_params: dict) -> None:
+    backend = distributed.init_dist(launcher, dist_params)
+    rank, device = dist.get_rank(), 'CUDA' if torch.cuda.is_available() else 'CPU'
+    requested = dist_params.get('backend')
+    if requested and str(requested).lower() != backend:
+        _note('info', f'dist_params:backend {requested} needs CUDA; this host has none, so {backend} is used.', rank)
+    _note('info', f'Distributed training on {device}: backend {backend}, world size {dist.get_world_size()}.', rank)
+
+
+# ---- resuming ------------------------------------------------------------------------------
 def resume_map_location(opt: dict) -> torch.device:
     """Where to load a training state: the current CUDA device, or the CPU where there is none."""
     if opt.get('num_gpu', 0) != 0 and torch.cuda.is_available():
@@ -55,48 +124,224 @@ def resume_map_location(opt: dict) -> torch.device:
     return torch.device('cpu')
 
 
+def training_states(state_dir: str) -> List[str]:
+    """Paths of the ``<iter>.state`` files in ``state_dir``, highest iteration first."""
+    if not osp.isdir(state_dir):
+        return []
+    names = [name for name in scandir(state_dir, suffix='.state', recursive=False) if name[:-6].isdigit()]
+    return [osp.join(state_dir, name) for name in sorted(names, key=lambda name: -int(name[:-6]))]
+
+
 def latest_training_state(state_dir: str) -> Optional[str]:
     """Path of ``<iter>.state`` with the highest iteration in ``state_dir``, or None."""
-    if not osp.isdir(state_dir):
-        return None
-    states = [name for name in scandir(state_dir, suffix='.state', recursive=False) if name[:-6].isdigit()]
-    if not states:
-        return None
-    return osp.join(state_dir, max(states, key=lambda name: int(name[:-6])))
+    states = training_states(state_dir)
+    return states[0] if states else None
+
+
+def network_files(opt: dict, resume_iter: int) -> List[str]:
+    """The ``net_<name>_<iter>.pth`` files a resume from ``resume_iter`` loads (as BasicSR's check_resume)."""
+    ignored = opt['path'].get('ignore_resume_networks') or []
+    return [osp.join(opt['path']['models'], f'net_{key[len("network_"):]}_{resume_iter}.pth')
+            for key in opt if key.startswith('network_') and key not in ignored]
+
+
+def check_network_files(opt: dict, state_path: str, resume_iter: int, option_key: str) -> None:
+    """Each network checkpoint of that iteration exists and loads."""
+    for path in network_files(opt, resume_iter):
+        if not osp.isfile(path):
+            raise CheckpointError(f'{option_key}: {state_path!r} is for iteration {resume_iter}, but its network '
+                                  f'checkpoint {path!r} does not exist.')
+        if 'params' not in read_checkpoint(path, option_key):
+            raise CheckpointError(f'{option_key}: {path!r} (for {state_path!r}) has no params.')
+
+
+def remove_temp_files(opt: dict) -> None:
+    """Delete the temporary files a killed run left in ``models/`` and ``training_states/`` (rank 0)."""
+    if opt['rank'] != 0:
+        return
+    for folder in (opt['path']['models'], opt['path']['training_states']):
+        if osp.isdir(folder):
+            for name in os.listdir(folder):
+                if is_temp_file(name):
+                    os.remove(osp.join(folder, name))
+                    _note('warning', f'Removed {osp.join(folder, name)}, a partial file left by an interrupted run.')
+
+
+def newest_usable_training_state(opt: dict) -> Optional[Tuple[str, dict]]:
+    """(path, state) of the newest training state that loads and has its networks; warn about each skipped."""
+    candidates = training_states(opt['path']['training_states'])
+    for path in candidates:
+        try:
+            state = read_training_state(path, '--auto_resume', resume_map_location(opt))
+            check_network_files(opt, path, state['iter'], '--auto_resume')
+        except UserError as err:
+            _note('warning', f'{err} Skipped {osp.basename(path)}; trying an earlier training state.', opt['rank'])
+            continue
+        return path, state
+    if candidates:
+        raise CheckpointError(f'--auto_resume: none of the {len(candidates)} training states in '
+                              f'{opt["path"]["training_states"]!r} can be resumed (see the warnings above); '
+                              'remove them to start afresh, or set path:resume_state.')
+    return None
 
 
 def load_resume_state(opt: dict) -> Optional[dict]:
-    """``basicsr.train.load_resume_state`` without its unconditional ``torch.cuda.current_device()``."""
+    """``basicsr.train.load_resume_state``, reading states safely and on CPU-only hosts too."""
     if opt['auto_resume']:
-        resume_state_path = latest_training_state(opt['path']['training_states'])
-        if resume_state_path is not None:
-            opt['path']['resume_state'] = resume_state_path
+        remove_temp_files(opt)
+        found = newest_usable_training_state(opt)
+        if found is None:
+            return None
+        resume_state_path, resume_state = found
+        opt['path']['resume_state'] = resume_state_path
     else:
         resume_state_path = opt['path'].get('resume_state')
-    if not resume_state_path:
-        return None
-    if not osp.isfile(resume_state_path):
-        raise FileNotFoundError(f'path:resume_state: training state {resume_state_path!r} does not exist.')
-    # a training state holds optimizer and scheduler states (a collections.Counter among them)
-    # that this run's own earlier self wrote, so it is loaded as a full pickle
-    resume_state = torch.load(resume_state_path, map_location=resume_map_location(opt), weights_only=False)
+        if not resume_state_path:
+            return None
+        resume_state = read_training_state(resume_state_path, 'path:resume_state', resume_map_location(opt))
+        check_network_files(opt, resume_state_path, resume_state['iter'], 'path:resume_state')
     check_resume(opt, resume_state['iter'])
-    # print, not get_root_logger(): the pipeline sets up its logger (with the log file) only after
-    # this returns, and BasicSR's get_root_logger ignores the log file once the logger exists
-    print(f'Resuming from training state {resume_state_path}.', flush=True)
+    _note('info', f'Resuming from training state {resume_state_path}.', opt['rank'])
     return resume_state
 
 
+# ---- BaseModel: saving, loading, devices ---------------------------------------------------
+def _retry_save(obj: Any, path: str, what: str) -> None:
+    """Crash-safe save; like BasicSR, retry a failing write and then warn rather than stop training."""
+    for attempt in range(SAVE_RETRIES, 0, -1):
+        try:
+            save_checkpoint(obj, path)
+            return
+        except Exception as err:
+            get_root_logger().warning(f'Save {what} error: {err}, remaining retry times: {attempt - 1}')
+            time.sleep(1)
+    get_root_logger().error(f'Still cannot save {path}. Training goes on without it.')
+
+
+@master_only
+def save_network(self, net, net_label, current_iter, param_key='params') -> None:
+    """``BaseModel.save_network``, written crash-safe."""
+    label = 'latest' if current_iter == -1 else current_iter
+    save_path = osp.join(self.opt['path']['models'], f'{net_label}_{label}.pth')
+    nets = net if isinstance(net, list) else [net]
+    param_keys = param_key if isinstance(param_key, list) else [param_key]
+    assert len(nets) == len(param_keys), 'The lengths of net and param_key should be the same.'
+    save_dict = {}
+    for net_, param_key_ in zip(nets, param_keys):
+        state_dict = self.get_bare_model(net_).state_dict()
+        save_dict[param_key_] = OrderedDict(
+            ((k[7:] if k.startswith('module.') else k), v.cpu()) for k, v in state_dict.items())
+    _retry_save(save_dict, save_path, 'model')
+
+
+@master_only
+def save_training_state(self, epoch, current_iter) -> None:
+    """``BaseModel.save_training_state``, written crash-safe (after the networks of the same iteration)."""
+    if current_iter == -1:
+        return
+    state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
+             'schedulers': [s.state_dict() for s in self.schedulers]}
+    _retry_save(state, osp.join(self.opt['path']['training_states'], f'{current_iter}.state'), 'training state')
+
+
+def option_key_of(opt: dict, load_path: str) -> str:
+    """The ``path:pretrain_network_*`` key that names ``load_path`` (for error messages)."""
+    for key, value in opt.get('path', {}).items():
+        if key.startswith('pretrain_network') and value == load_path:
+            return f'path:{key}'
+    return 'path:pretrain_network'
+
+
+def load_network(self, net, load_path, strict=True, param_key='params') -> None:
+    """``BaseModel.load_network`` through the package's reader: ``weights_only``, ``.safetensors``, clear errors."""
+    logger = get_root_logger()
+    option_key = option_key_of(self.opt, load_path)
+    param_key_option = option_key.replace('pretrain_network', 'param_key')
+    net = self.get_bare_model(net)
+    checkpoint = read_checkpoint(load_path, option_key)
+    if param_key is not None and param_key not in checkpoint and not any(
+            k.startswith(param_key + '.') for k in checkpoint):
+        if 'params' in checkpoint or any(k.startswith('params.') for k in checkpoint):
+            param_key = 'params'
+            logger.info('Loading: params_ema does not exist, use params.')
+    logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
+    state = select_params(checkpoint, param_key, load_path, param_key_option)
+    fold = getattr(net, 'fold_released_keys', None)
+    if fold is not None:
+        state = fold(state)
+    if strict:
+        check_fits(net, state, load_path, option_key, True)
+    else:
+        self._print_different_keys_loading(net, state, strict)
+    net.load_state_dict(state, strict=strict)
+
+
+def model_to_device(self, net):
+    """``BaseModel.model_to_device``; under DDP the wrapper fits the device (no CUDA device ids on CPU)."""
+    net = net.to(self.device)
+    if self.opt['dist']:
+        return distributed.wrap_ddp(net, self.device, self.opt.get('find_unused_parameters', False))
+    if self.opt['num_gpu'] > 1:
+        return DataParallel(net)
+    return net
+
+
+def build_model(opt: dict):
+    """BasicSR's ``build_model``; first writes what happened before the logger existed into the log."""
+    logger = get_root_logger()
+    while _early_messages:
+        level, message = _early_messages.pop(0)
+        getattr(logger, level)(message)
+    model = basicsr.models.build_model(opt)
+    _built_models.append(model)
+    return model
+
+
 def use_aesop_hooks() -> None:
-    """Point BasicSR's train/test pipelines at the two functions above."""
+    """Point BasicSR's train/test pipelines and BaseModel at the functions above."""
     basicsr.train.parse_options = parse_checked_options
     basicsr.train.load_resume_state = load_resume_state
+    basicsr.train.build_model = build_model
     basicsr.test.parse_options = lambda root_path, is_train=False: parse_checked_options(root_path, is_train)
+    basicsr.test.build_model = build_model
+    BaseModel.save_network = save_network
+    BaseModel.save_training_state = save_training_state
+    BaseModel.load_network = load_network
+    BaseModel.model_to_device = model_to_device
 
 
+# ---- end of a distributed run --------------------------------------------------------------
+def finish_distributed_run() -> None:
+    """Each rank writes the SHA-256 of its networks; rank 0 logs whether all replicas agree."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if _built_models:
+        model = _built_models[-1]
+        rank, world_size = dist.get_rank(), dist.get_world_size()
+        digests = distributed.replica_digests(model)
+        folder = osp.join(model.opt['path']['experiments_root'], REPLICA_DIGESTS_DIR)
+        os.makedirs(folder, exist_ok=True)
+        with open(osp.join(folder, f'rank{rank}.json'), 'w') as f:
+            json.dump({'rank': rank, 'world_size': world_size, 'sha256': digests}, f, indent=1)
+        everyone: List[Any] = [None] * world_size
+        dist.all_gather_object(everyone, digests)
+        if rank == 0:
+            logger = get_root_logger()
+            if all(d == digests for d in everyone):
+                logger.info(f'All {world_size} replicas end with identical networks: '
+                            + ', '.join(f'{k} sha256 {v[:16]}' for k, v in digests.items()) + f' ({folder}).')
+            else:
+                differing = sorted({k for d in everyone for k in d if d.get(k) != digests.get(k)})
+                logger.error(f'The {world_size} replicas end with different {", ".join(differing)}; see {folder}.')
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+@command('aesop-train', keep_debug_flag=True)
 def main(root_path: Optional[str] = None) -> None:
     use_aesop_hooks()
     basicsr.train.train_pipeline(root_path or os.getcwd())
+    finish_distributed_run()
 
 
 if __name__ == '__main__':

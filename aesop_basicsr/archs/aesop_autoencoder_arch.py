@@ -167,3 +167,16 @@ class AESOPAutoEncoder(nn.Module):
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
         """``nn.Module.load_state_dict`` that also accepts the authors' released layout."""
         return super().load_state_dict(self.fold_released_keys(state_dict), strict=strict, assign=assign)
+
+    @staticmethod
+    def scale_of_state_dict(state_dict: Mapping[str, Tensor]) -> Optional[int]:
+        """The scale a (folded) ``rrdb`` auto-encoder checkpoint was made for, or None if it cannot tell.
+
+        The stem has ``num_feat / scale**2`` channels and the layer after pixel-unshuffle ``num_feat``.
+        """
+        stem, after = state_dict.get('conv_first.1.weight'), state_dict.get('conv_last.0.weight')
+        if stem is None or after is None or stem.dim() != 4 or after.dim() != 4 or stem.shape[0] == 0:
+            return None
+        ratio = after.shape[1] // stem.shape[0]
+        scale = int(round(math.sqrt(ratio)))
+        return scale if scale * scale * stem.shape[0] == after.shape[1] else None

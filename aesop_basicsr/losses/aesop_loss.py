@@ -10,6 +10,7 @@ from basicsr.utils.registry import LOSS_REGISTRY
 from torch import Tensor, nn
 
 from aesop_basicsr.utils.checkpoint import load_pretrained
+from aesop_basicsr.utils.cli import DataError
 from aesop_basicsr.utils.registry import register
 
 CRITERIA: Dict[str, Callable[..., Tensor]] = {'l1': l1_loss, 'mse': mse_loss, 'charbonnier': charbonnier_loss}
@@ -85,6 +86,11 @@ class AESOPLoss(nn.Module):
         if pred.shape[-2] % scale or pred.shape[-1] % scale:
             raise ValueError(f'AESOPLoss: spatial size {tuple(pred.shape[-2:])} is not divisible by the '
                              f'auto-encoder scale {scale}; crop GT patches to a multiple of it.')
+        # one reduction (sums accumulate in fp32, so images cannot overflow them); NaN/Inf propagate
+        if not torch.isfinite(pred.detach().sum(dtype=torch.float32) + target.sum(dtype=torch.float32)):
+            bad = 'target (the GT batch)' if not torch.isfinite(target).all() else 'pred (the network output)'
+            raise DataError(f'AESOPLoss: {bad} contains NaN or Inf values; check the training images and the '
+                            'data pipeline (or, for pred, a diverged generator / its LQ input).')
 
     def forward(self, pred: Tensor, target: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         """Args: pred (N, C, H, W) SR output; target (N, C, H, W) ground truth; weight: element-wise weights."""

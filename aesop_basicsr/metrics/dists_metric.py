@@ -10,6 +10,7 @@ from torch import nn
 
 from aesop_basicsr.metrics.perceptual_util import (build_with_torchvision_weights, cached_network,
                                                    metric_device, perceptual_distance)
+from aesop_basicsr.utils.checkpoint import read_checkpoint
 from aesop_basicsr.utils.registry import register
 
 METRIC_NAME = 'DISTS'
@@ -31,7 +32,7 @@ def _load_alpha_beta(net: nn.Module) -> None:
         raise FileNotFoundError(f'{METRIC_NAME} metric: the learned alpha/beta file weights.pt of the DISTS_pytorch '
                                 f'package is missing (looked at {", ".join(candidates)}); reinstall it with '
                                 f'`pip install --force-reinstall dists-pytorch`.')
-    weights = torch.load(found[0], map_location='cpu', weights_only=True)
+    weights = read_checkpoint(found[0], f'{METRIC_NAME} metric (DISTS_pytorch weights.pt)')
     with torch.no_grad():
         for name in ('alpha', 'beta'):
             getattr(net, name).copy_(weights[name])

@@ -1,5 +1,13 @@
-"""Checks on parsed BasicSR option dicts that must fail before anything heavy starts."""
-from typing import Any, Iterator, List, Tuple
+"""Checks on BasicSR option files and parsed option dicts that must fail before anything heavy starts.
+
+Each error names the option key and the file or value at fault (``aesop_basicsr.utils.cli``).
+"""
+import os
+from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple
+
+import yaml
+
+from aesop_basicsr.utils.cli import MissingFileError, OptionError
 
 # Option files shipped in options/ mark every value a user must supply with this prefix,
 # e.g. ``dataroot_gt: <REQUIRED: folder of DF2K HR sub-images>``.
@@ -29,4 +37,120 @@ def check_no_placeholders(opt: dict, opt_file: str = '') -> None:
     if found:
         where = f' in {opt_file}' if opt_file else ''
         lines = '\n'.join(f'  {key}: {value}' for key, value in found)
-        raise ValueError(f'Set these options{where} before running (or pass --force_yml KEY=VALUE):\n{lines}')
+        raise OptionError(f'Set these options{where} before running (or pass --force_yml KEY=VALUE):\n{lines}')
+
+
+# keys BasicSR's parse_options indexes without a default
+REQUIRED_KEYS = ('name', 'num_gpu', 'datasets', 'path')
+AESOP_LOSS_TYPE = 'AESOPLoss'
+
+
+def read_option_file(opt_file: str, required: Sequence[str] = REQUIRED_KEYS) -> dict:
+    """The option file as a dict, or an error naming the file: missing, not YAML, not a mapping, keys missing."""
+    if not os.path.isfile(opt_file):
+        raise MissingFileError(f'-opt: option file {opt_file!r} does not exist.')
+    try:
+        with open(opt_file) as f:
+            opt = yaml.safe_load(f)
+    except yaml.YAMLError as err:
+        where = getattr(err, 'problem_mark', None)
+        line = f' (line {where.line + 1}, column {where.column + 1})' if where is not None else ''
+        problem = getattr(err, 'problem', None) or str(err).splitlines()[0]
+        raise OptionError(f'-opt: {opt_file!r} is not a valid YAML option file{line}: {problem}.') from None
+    except UnicodeDecodeError:
+        raise OptionError(f'-opt: {opt_file!r} is not a text (YAML) option file.') from None
+    if not isinstance(opt, dict):
+        raise OptionError(f'-opt: {opt_file!r} is not a YAML option file: it holds a {type(opt).__name__}, '
+                          'not a mapping of option keys.')
+    missing = [key for key in required if key not in opt]
+    if missing:
+        raise OptionError(f'-opt: {opt_file!r} has no {", ".join(missing)} key{"s" if len(missing) > 1 else ""}; '
+                          'a BasicSR option file needs ' + ', '.join(required) + '.')
+    return opt
+
+
+def check_force_yml(opt: Mapping[str, Any], entries: Optional[Sequence[str]]) -> None:
+    """Each ``--force_yml KEY=VALUE`` must name an existing option (BasicSR creates only the last key)."""
+    for entry in entries or ():
+        if entry.count('=') != 1:
+            raise OptionError(f'--force_yml: {entry!r} is not KEY=VALUE (e.g. train:total_iter=1000).')
+        keys = entry.split('=')[0].strip().split(':')
+        node: Any = opt
+        for depth, key in enumerate(keys[:-1]):
+            if not isinstance(node, Mapping) or key not in node:
+                raise OptionError(f'--force_yml: {entry!r}: the option file has no {":".join(keys[:depth + 1])}.')
+            node = node[key]
+        if not isinstance(node, Mapping):
+            raise OptionError(f'--force_yml: {entry!r}: {":".join(keys[:-1])} is not a mapping of options.')
+
+
+def check_device(opt: Mapping[str, Any], opt_file: str, cuda_available: bool) -> None:
+    """``num_gpu`` > 0 needs CUDA: fail here rather than deep inside the first ``.cuda()``."""
+    num_gpu = opt.get('num_gpu')
+    if num_gpu and not cuda_available:
+        raise OptionError(f'num_gpu: {num_gpu} in {opt_file} asks for CUDA, but this host has no CUDA device; '
+                          'set num_gpu: 0 (CPU) or num_gpu: auto.')
+
+
+def aesop_loss_options(opt: Mapping[str, Any]) -> List[Tuple[str, Mapping[str, Any]]]:
+    """(key path, options) of every AESOPLoss in ``train`` (``pixel_opt`` and any other ``*_opt``)."""
+    train = opt.get('train') or {}
+    return [(f'train:{key}', value) for key, value in train.items()
+            if isinstance(value, Mapping) and value.get('type') == AESOP_LOSS_TYPE]
+
+
+def check_aesop_losses(opt: Mapping[str, Any], opt_file: str) -> None:
+    """Each AESOPLoss names a registered auto-encoder type whose scale divides the training patches."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+    for key, loss_opt in aesop_loss_options(opt):
+        ae = loss_opt.get('autoencoder')
+        if not isinstance(ae, Mapping) or 'type' not in ae:
+            raise OptionError(f'{key}:autoencoder in {opt_file} must be an option dict with a type, '
+                              'e.g. {type: AESOPAutoEncoder, scale: 4}.')
+        if ae['type'] not in ARCH_REGISTRY:
+            raise OptionError(f'{key}:autoencoder:type is {ae["type"]!r} in {opt_file}, which is not a registered '
+                              'architecture; AESOPLoss needs an auto-encoder, e.g. AESOPAutoEncoder.')
+        ae_scale = ae.get('scale', 4 if ae['type'] == 'AESOPAutoEncoder' else None)  # its default
+        for name, dataset in (opt.get('datasets') or {}).items():
+            gt_size = dataset.get('gt_size') if isinstance(dataset, Mapping) else None
+            if name.split('_')[0] == 'train' and isinstance(gt_size, int) and isinstance(ae_scale, int) \
+                    and ae_scale > 0 and gt_size % ae_scale:
+                raise OptionError(f'datasets:{name}:gt_size is {gt_size} in {opt_file}, not divisible by the '
+                                  f'auto-encoder scale {ae_scale} ({key}:autoencoder:scale); use a multiple of '
+                                  f'{ae_scale}, e.g. {gt_size - gt_size % ae_scale}.')
+
+
+def check_patch_sizes(opt: Mapping[str, Any], opt_file: str) -> None:
+    """Training GT patches must be a multiple of ``scale`` (BasicSR crops the LR patch as gt_size // scale)."""
+    scale = opt.get('scale')
+    for name, dataset in (opt.get('datasets') or {}).items():
+        gt_size = dataset.get('gt_size') if isinstance(dataset, Mapping) else None
+        if isinstance(scale, int) and scale > 0 and isinstance(gt_size, int) and gt_size % scale:
+            raise OptionError(f'datasets:{name}:gt_size is {gt_size} in {opt_file}, not divisible by '
+                              f'scale: {scale}; use a multiple of {scale}, e.g. {gt_size - gt_size % scale}.')
+
+
+def check_dataset_paths(opt: Mapping[str, Any], opt_file: str) -> None:
+    """Every ``dataroot_*`` folder and ``meta_info_file`` of a disk or lmdb dataset exists."""
+    for name, dataset in (opt.get('datasets') or {}).items():
+        if not isinstance(dataset, Mapping):
+            continue
+        backend = (dataset.get('io_backend') or {}).get('type', 'disk')
+        if backend not in ('disk', 'lmdb'):
+            continue
+        for key, value in dataset.items():
+            if not isinstance(value, str):
+                continue
+            if key.startswith('dataroot') and not os.path.exists(os.path.expanduser(value)):
+                raise MissingFileError(f'datasets:{name}:{key}: {value!r} (in {opt_file}) does not exist.')
+            if key == 'meta_info_file' and not os.path.isfile(os.path.expanduser(value)):
+                raise MissingFileError(f'datasets:{name}:{key}: {value!r} (in {opt_file}) is not a file.')
+
+
+def check_before_run(opt: Mapping[str, Any], opt_file: str, cuda_available: bool) -> None:
+    """All checks on a parsed option dict that do not need a network built."""
+    check_no_placeholders(dict(opt), opt_file)
+    check_device(opt, opt_file, cuda_available)
+    check_patch_sizes(opt, opt_file)
+    check_aesop_losses(opt, opt_file)
+    check_dataset_paths(opt, opt_file)

@@ -16,14 +16,14 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(include=['aesop_basicsr', 'aesop_basicsr.*']),
     python_requires='>=3.8',
-    install_requires=['basicsr>=1.4.2', 'torch', 'numpy', 'opencv-python', 'pyyaml', 'safetensors', 'lpips', 'dists-pytorch',
+    install_requires=['basicsr>=1.4.2', 'torch', 'numpy', 'opencv-python', 'pyyaml', 'safetensors', 'lpips', 'dists-pytorch', 'matplotlib',
                       'scikit-image'],
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
             'aesop-train=aesop_basicsr.train:main',
             'aesop-test=aesop_basicsr.test:main',
-            'aesop-demo=aesop_basicsr.demo:main',
+            'aesop-demo=aesop_basicsr.demo.cli:main',
             'aesop-inspect=aesop_basicsr.inspect_loss:main',
             'aesop-prepare=aesop_basicsr.prepare:main',
             'aesop-eval=aesop_basicsr.evaluate:main',

@@ -17,7 +17,7 @@ from basicsr.utils import img2tensor
 from aesop_basicsr import demo
 from aesop_basicsr.losses.aesop_loss import AESOPLoss
 from aesop_basicsr.utils import panels
-from aesop_basicsr.utils.demo_options import DemoSettings, all_options
+from aesop_basicsr.demo.options import DemoSettings, all_options
 from conftest import run_module
 
 VAL_HW = (demo.VAL_HR_SIZE, demo.VAL_HR_SIZE)

@@ -27,9 +27,9 @@ import aesop_basicsr  # noqa: F401  (registers AESOP into BasicSR; must precede 
 import torch
 import yaml
 
-from aesop_basicsr.utils.demo_options import (AUTOENCODER, GENERATOR, DemoSettings, all_options, checkpoint_path,
+from aesop_basicsr.demo.options import (AUTOENCODER, GENERATOR, DemoSettings, all_options, checkpoint_path,
                                               dataset_folders)
-from aesop_basicsr.utils.demo_report import build_report, markdown_table
+from aesop_basicsr.demo.report import build_report, markdown_table
 from aesop_basicsr.utils.sample_data import write_paired_dataset
 
 # Mostly colour photos: an auto-encoder trained on grey ones leaves colour errors unpenalised.

@@ -144,10 +144,12 @@ def measure_frequency_response(autoencoder: nn.Module,
                                cycles: Optional[np.ndarray] = None,
                                amplitude: float = DEFAULT_AMPLITUDE,
                                seed: int = 0,
-                               batch_size: int = 8) -> FrequencyResponse:
+                               batch_size: int = 8,
+                               phase: Optional[float] = None) -> FrequencyResponse:
     """Sweep sinusoids over ``crops`` (each (1, C, S, S) RGB in [0, 1], S a multiple of 2 * scale).
 
-    ``autoencoder`` needs ``scale``, ``encode`` and ``decode`` (an ``AESOPAutoEncoder``).
+    ``autoencoder`` needs ``scale``, ``encode`` and ``decode`` (an ``AESOPAutoEncoder``). Each sinusoid
+    gets a random phase (``seed``), or ``phase`` for all.
     """
     scale = int(autoencoder.scale)
     if not crops:
@@ -168,7 +170,8 @@ def measure_frequency_response(autoencoder: nn.Module,
         x = crop.to(device, dtype)
         z_x = autoencoder.encode(x)
         psi_x = autoencoder.decode(z_x)
-        jobs = [(o, c, float(rng.uniform(0, 2 * np.pi))) for o in range(len(ORIENTATIONS)) for c in range(len(cycles))]
+        jobs = [(o, c, float(rng.uniform(0, 2 * np.pi)) if phase is None else phase)
+                for o in range(len(ORIENTATIONS)) for c in range(len(cycles))]
         for start in range(0, len(jobs), batch_size):
             chunk = jobs[start:start + batch_size]
             h = torch.cat([amplitude * sinusoid(size, int(cycles[c]), ORIENTATIONS[o], phase)

@@ -155,8 +155,8 @@ def _write_csv(path: str, report: Dict[str, Any]) -> None:
                 writer.writerow([key, image] + [f'{scores[m]:.6f}' for m in report['metrics']])
 
 
-METRIC_HEADERS = {'psnr': 'PSNR-Y (dB) ↑', 'ssim': 'SSIM-Y ↑', 'lpips': 'LPIPS ↓', 'hf': 'HF energy SR/HR (1 = HR)',
-                  'l1': 'L1 to HR',
+METRIC_HEADERS = {'psnr': 'PSNR-Y (dB) ↑', 'ssim': 'SSIM-Y ↑', 'lpips': 'LPIPS ↓',
+                  'hf': 'HF energy SR/HR (1 = HR)', 'l1': 'L1 to HR',
                   'aesop': 'AESOP to HR'}
 
 

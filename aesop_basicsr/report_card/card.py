@@ -149,7 +149,8 @@ def write_report_card(autoencoder: nn.Module,
     if not crops:
         raise ValueError(f'--images: no image is at least {crop}x{crop} px for the frequency sweep; pass a smaller '
                          '--crop.')
-    mean = {key: float(np.mean([scores[key] for scores in per_image.values()])) for key in next(iter(per_image.values()))}
+    keys = next(iter(per_image.values()))
+    mean = {key: float(np.mean([scores[key] for scores in per_image.values()])) for key in keys}
     response = measure_frequency_response(autoencoder, crops, amplitude=amplitude)
 
     verdicts = fidelity_verdicts(mean)

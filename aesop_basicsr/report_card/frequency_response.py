@@ -190,7 +190,8 @@ def measure_frequency_response(autoencoder: nn.Module,
                 l1[i, o, c] = l1_vals[k] / amplitude
     frequencies = cycles / size
     encoder_type = getattr(autoencoder, 'encoder_type', 'rrdb')
-    return FrequencyResponse(scale=scale, frequencies=frequencies, l1=l1.mean(axis=(0, 1)), aesop=aesop.mean(axis=(0, 1)),
+    return FrequencyResponse(scale=scale, frequencies=frequencies, l1=l1.mean(axis=(0, 1)),
+                             aesop=aesop.mean(axis=(0, 1)),
                              encoder_gain=gain.mean(axis=(0, 1)), amplitude=amplitude, crops=len(crops),
                              encoder_type=encoder_type,
                              reference=encoder_reference(encoder_type, frequencies, scale))

@@ -21,6 +21,7 @@ from os import path as osp
 from typing import Any, Dict, List, Mapping, Optional
 
 import aesop_basicsr  # noqa: F401  (registers AESOP into BasicSR; must precede basicsr)
+import torch
 import yaml
 from basicsr.metrics import calculate_psnr
 
@@ -159,6 +160,8 @@ def report_card(args: argparse.Namespace) -> dict:
     if not hasattr(loss.autoencoder, 'encode'):
         raise InspectError(f'--ae-opt: {ae_opt.get("type")} has no encode/decode; the report card needs an '
                            'AESOPAutoEncoder.')
+    if torch.cuda.is_available():
+        loss.autoencoder.cuda()  # the full-size decoder is slow on a CPU
     paths = list_images(args.images)[:args.max_images]
     source = {'ae': osp.abspath(args.ae), 'ae_opt': args.ae_opt, 'images': osp.abspath(args.images)}
     return write_report_card(loss.autoencoder, paths, args.report, title=osp.basename(args.ae),

@@ -9,6 +9,7 @@ Both images are quantised to 8 bits exactly as BasicSR's validation does (``tens
 that every figure can be recomputed from the files with ``calculate_psnr``. The PSNR of plain bicubic
 upscaling of the same LR image is reported beside AE-PSNR as a weight-free yardstick.
 """
+import os
 from os import path as osp
 from typing import Dict, List
 
@@ -29,7 +30,6 @@ def list_images(folder: str, option: str = '--images') -> List[str]:
     """The image files of a folder, sorted by name; an error naming ``option`` if there are none."""
     if not osp.isdir(folder):
         raise ValueError(f'{option}: {folder!r} is not a folder.')
-    import os
     files = sorted(osp.join(folder, n) for n in os.listdir(folder) if n.lower().endswith(IMAGE_SUFFIXES))
     if not files:
         raise ValueError(f'{option}: {folder!r} holds no images ({", ".join(IMAGE_SUFFIXES)}).')

@@ -29,8 +29,13 @@ from aesop_basicsr.utils.sample_data import bicubic_downscale, load_photo, matla
 from conftest import REPO_ROOT, run_module  # noqa: F401
 from test_option_files import load, resolve, typed_blocks
 
-RECIPES = {2: 'options/train/AESOP/train_AE_SwinIRdecoder_x2_DF2K.yml',
-           8: 'options/train/AESOP/train_AE_SwinIRdecoder_x8_DF2K.yml'}
+# file -> (scale, released decoder file)
+RECIPES = {
+    'options/train/AESOP/train_AE_SwinIRdecoder_x2_DF2K.yml': (2, '001_classicalSR_DF2K_s64w8_SwinIR-M_x2.pth'),
+    'options/train/AESOP/train_AE_SwinIRdecoder_x8_DF2K.yml': (8, '001_classicalSR_DF2K_s64w8_SwinIR-M_x8.pth'),
+    'options/train/AESOP/train_AE_EDSRdecoder_x2_DF2K.yml': (2, 'EDSR_Mx2_f64b16_DIV2K_official-3ba7b086.pth'),
+}
+DECODER_PARAMS = {'SwinIR': 11e6, 'EDSR': 1.3e6}  # at least: the released sizes, not reduced ones
 X4_RECIPE = 'options/train/AESOP/train_AE_RRDBdecoder_x4_DF2K.yml'
 # measured |H(f)| of the fixed encoders vs the closed form: the box matches to float precision; torch's
 # antialiased bicubic differs from Keys' kernel by < 0.004 (its weights are computed in float32)
@@ -51,9 +56,10 @@ def crops_of(names, size):
 
 # ------------------------------------------------------------------ x2 / x8 recipes
 
-@pytest.mark.parametrize('scale', sorted(RECIPES))
-def test_recipe_parses_resolves_and_keeps_the_papers_synthetic_losses(scale):
-    opt = load(osp.join(REPO_ROOT, RECIPES[scale]))
+@pytest.mark.parametrize('recipe', sorted(RECIPES))
+def test_recipe_parses_resolves_and_keeps_the_papers_synthetic_losses(recipe):
+    scale, released = RECIPES[recipe]
+    opt = load(osp.join(REPO_ROOT, recipe))
     x4 = load(osp.join(REPO_ROOT, X4_RECIPE))
     assert opt['model_type'] == 'AESOPAEModel' and opt['scale'] == scale
     for kind, key, block in typed_blocks(opt):
@@ -67,20 +73,22 @@ def test_recipe_parses_resolves_and_keeps_the_papers_synthetic_losses(scale):
     assert opt['train']['pixel_opt']['type'] == opt['train']['lr_opt']['type'] == 'L1Loss'
     assert all(m['crop_border'] == scale for m in opt['val']['metrics'].values())
     assert opt['path']['param_key_decoder'] == 'params'
-    assert f'SwinIR-M_x{scale}.pth' in opt['path']['pretrain_network_decoder']
+    assert released in opt['path']['pretrain_network_decoder']
 
 
-@pytest.mark.parametrize('scale', sorted(RECIPES))
-def test_recipe_builds_at_full_size_and_its_decoder_takes_the_released_swinir_layout(scale, tmp_path):
-    """The released SwinIR classical-SR files are {'params': SwinIR state dict}; BasicSR's SwinIR has the
-    official keys (checked offline against JingyunLiang/SwinIR's network_swinir.py: same 548/552 tensors)."""
-    opt = load(osp.join(REPO_ROOT, RECIPES[scale]))
+@pytest.mark.parametrize('recipe', sorted(RECIPES))
+def test_recipe_builds_at_full_size_and_its_decoder_takes_the_released_layout(recipe, tmp_path):
+    """The released SwinIR classical-SR and BasicSR-zoo EDSR files are {'params': state dict}. BasicSR's SwinIR
+    has the official keys (checked offline against JingyunLiang/SwinIR's network_swinir.py: the same 548/552
+    tensors, identical outputs); the zoo's EDSR files are converted for BasicSR's EDSR arch."""
+    scale, released = RECIPES[recipe]
+    opt = load(osp.join(REPO_ROOT, recipe))
     torch.manual_seed(0)
     ae = build_network(deepcopy(opt['network_g'])).eval()
     decoder_opt = dict(opt['network_g']['decoder'])
-    assert sum(p.numel() for p in ae.decoder.parameters()) > 11e6  # SwinIR-M, not a reduced one
+    assert sum(p.numel() for p in ae.decoder.parameters()) > DECODER_PARAMS[decoder_opt['type']]
     stand_in = build_network(decoder_opt)
-    path = str(tmp_path / f'001_classicalSR_DF2K_s64w8_SwinIR-M_x{scale}.pth')
+    path = str(tmp_path / released)
     torch.save({'params': stand_in.state_dict()}, path)
     load_pretrained(ae.decoder, path, opt['path']['param_key_decoder'], True, 'pretrain_network_decoder',
                     'param_key_decoder')
@@ -95,16 +103,16 @@ TINY_SWINIR = dict(type='SwinIR', in_chans=3, img_size=16, window_size=4, img_ra
                    num_heads=[2], mlp_ratio=2, upsampler='pixelshuffle', resi_connection='1conv')
 
 
-@pytest.mark.parametrize('scale', sorted(RECIPES))
+@pytest.mark.parametrize('scale', [2, 8])
 def test_reduced_recipe_trains_end_to_end(scale, tmp_path):
-    """The shipped recipe with a tiny encoder and SwinIR, real photos at x{scale}, through train_pipeline."""
+    """The shipped SwinIR recipe with a tiny encoder and SwinIR, real photos at x{scale}, through train_pipeline."""
     data = {split: write_paired_dataset(str(tmp_path / split), scale, 16 * scale, names)
             for split, names in (('train', ('astronaut', 'rocket')), ('val', ('coffee', )))}
     torch.manual_seed(0)
     decoder = dict(TINY_SWINIR, upscale=scale)
     ckpt = str(tmp_path / 'tiny_swinir.pth')
     torch.save({'params': build_network(dict(decoder)).state_dict()}, ckpt)
-    opt = load(osp.join(REPO_ROOT, RECIPES[scale]))
+    opt = load(osp.join(REPO_ROOT, f'options/train/AESOP/train_AE_SwinIRdecoder_x{scale}_DF2K.yml'))
     opt['name'] = f'reduced_x{scale}'
     opt['num_gpu'] = 0
     opt['network_g'].update(num_feat=min(3 * scale**2, 64), num_grow_ch=4, num_block=1, decoder=decoder)

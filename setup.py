@@ -16,8 +16,8 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(include=['aesop_basicsr', 'aesop_basicsr.*']),
     python_requires='>=3.8',
-    install_requires=['basicsr>=1.4.2', 'torch', 'numpy', 'opencv-python', 'pyyaml', 'safetensors', 'lpips', 'dists-pytorch', 'matplotlib',
-                      'scikit-image'],
+    install_requires=['basicsr>=1.4.2', 'torch', 'numpy', 'opencv-python', 'pyyaml', 'safetensors', 'lpips', 'dists-pytorch',
+                      'scikit-image', 'matplotlib'],
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [

@@ -34,9 +34,12 @@ FIXED_ENCODER_TOLERANCE = 0.02  # measured vs theoretical |H(f)| of the area/bic
 def fidelity_verdicts(mean: Dict[str, float]) -> Dict[str, str]:
     """One line each on AE-PSNR (against the bicubic yardstick) and LR-PSNR."""
     gain = mean['ae_psnr'] - mean['bicubic_psnr']
-    if gain >= 0:
+    if gain >= 1:
         ae = (f'AE-PSNR {mean["ae_psnr"]:.2f} dB is {gain:.2f} dB above bicubic upscaling of the LR image '
               f'({mean["bicubic_psnr"]:.2f} dB): psi keeps what the LR image determines, and more.')
+    elif gain >= 0:
+        ae = (f'AE-PSNR {mean["ae_psnr"]:.2f} dB is {gain:.2f} dB above bicubic upscaling of the LR image '
+              f'({mean["bicubic_psnr"]:.2f} dB): psi keeps about what the LR image determines, little more.')
     else:
         ae = (f'AE-PSNR {mean["ae_psnr"]:.2f} dB is {-gain:.2f} dB below bicubic upscaling of the LR image '
               f'({mean["bicubic_psnr"]:.2f} dB): psi loses content the LR image holds, so AESOP will not '
@@ -56,8 +59,11 @@ def fidelity_verdicts(mean: Dict[str, float]) -> Dict[str, str]:
 def response_verdict(response: FrequencyResponse) -> str:
     """One line on AESOP / L1 below and above the LR Nyquist frequency."""
     below, above = response.band_mean('below'), response.band_mean('above')
+    high = response.frequencies >= 1.25 * response.nyquist
+    peak = int(np.argmax(np.where(high, response.relative, -np.inf)))
     head = (f'AESOP responds at {below:.2f} x L1 below the LR Nyquist frequency ({response.nyquist:.3f} cycles/px) '
-            f'and {above:.2f} x L1 above it: ')
+            f'and {above:.2f} x L1 above it (at most {response.relative[peak]:.2f}, at '
+            f'{response.frequencies[peak]:.3f} cycles/px): ')
     if below >= GOOD_BELOW and above <= GOOD_ABOVE:
         return head + 'good, it penalises what the LR image determines and little of the detail it does not.'
     problems = []

@@ -64,13 +64,13 @@ setup(
     cmdclass={'build': build_with_autoload_pth, 'build_autoload_pth': build_autoload_pth},
     python_requires='>=3.8',
     install_requires=['basicsr>=1.4.2', 'torch', 'numpy', 'opencv-python', 'pyyaml', 'safetensors', 'lpips', 'dists-pytorch',
-                      'scikit-image'],
+                      'scikit-image', 'matplotlib'],
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
             'aesop-train=aesop_basicsr.train:main',
             'aesop-test=aesop_basicsr.test:main',
-            'aesop-demo=aesop_basicsr.demo:main',
+            'aesop-demo=aesop_basicsr.demo.cli:main',
             'aesop-inspect=aesop_basicsr.inspect_loss:main',
             'aesop-prepare=aesop_basicsr.prepare:main',
             'aesop-eval=aesop_basicsr.evaluate:main',

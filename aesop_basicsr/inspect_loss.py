@@ -1,9 +1,15 @@
-"""``aesop-inspect``: what L1 and AESOP see on one SR/HR pair.
+"""``aesop-inspect``: what L1 and AESOP see on one SR/HR pair, or an auto-encoder's report card.
 
     aesop-inspect --ae AE.pth --ae-opt OPTIONS.yml --sr SR.png --hr HR.png [--out panel.png]
 
 prints L1 (mean |SR-HR|), AESOP (``AESOPLoss`` with weight 1, l1: mean |psi(SR)-psi(HR)|, Eq. 8) and
 PSNR-Y, and writes the demo's error-map panel: SR | |SR-HR| | |AE(SR)-AE(HR)|.
+
+    aesop-inspect --ae AE.pth --ae-opt OPTIONS.yml --report DIR --images HR_FOLDER
+
+writes the auto-encoder's report card to DIR (``report.md``, JSON/CSV, ``frequency_response.png``):
+AE-PSNR/SSIM and LR-PSNR per image, and how strongly AESOP and L1 respond to each spatial frequency
+(see :mod:`aesop_basicsr.report_card`).
 
 ``--ae-opt`` is an option file holding the auto-encoder: an ``AESOPAEModel`` file (its ``network_g``),
 an SR training file with ``AESOPLoss`` as ``pixel_opt`` (its ``autoencoder``), a file that is the AE dict
@@ -15,10 +21,14 @@ from os import path as osp
 from typing import Any, Dict, List, Mapping, Optional
 
 import aesop_basicsr  # noqa: F401  (registers AESOP into BasicSR; must precede basicsr)
+import torch
 import yaml
 from basicsr.metrics import calculate_psnr
 
 from aesop_basicsr.losses.aesop_loss import AESOPLoss
+from aesop_basicsr.report_card.card import write_report_card
+from aesop_basicsr.report_card.frequency_response import DEFAULT_AMPLITUDE
+from aesop_basicsr.report_card.reconstruction import list_images
 from aesop_basicsr.utils.checkpoint import read_checkpoint, select_params
 from aesop_basicsr.utils.cli import command
 from aesop_basicsr.utils.image_io import write_png
@@ -113,18 +123,68 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'AESOPAEModel net_g_*.pth or the authors\' AE_RRDBdecoder_100K.pth')
     parser.add_argument('--ae-opt', required=True, help='option file with the AE (network_g of an AESOPAEModel '
                         'file, pixel_opt.autoencoder of an AESOPLoss run, or the AE dict), or the dict inline')
-    parser.add_argument('--sr', required=True, help='super-resolved image')
-    parser.add_argument('--hr', required=True, help='ground-truth image of the same size')
-    parser.add_argument('--out', default=None, help='panel PNG (default: <SR name>_aesop_errors.png here)')
+    pair = parser.add_argument_group('one SR/HR pair')
+    pair.add_argument('--sr', help='super-resolved image')
+    pair.add_argument('--hr', help='ground-truth image of the same size')
+    pair.add_argument('--out', default=None, help='panel PNG (default: <SR name>_aesop_errors.png here)')
+    card = parser.add_argument_group('report card of the auto-encoder')
+    card.add_argument('--report', metavar='DIR', help='write the report card into DIR (report.md, report.json, '
+                      'CSVs, frequency_response.png, images/)')
+    card.add_argument('--images', metavar='FOLDER', help='folder of HR images (cropped to multiples of the scale)')
+    card.add_argument('--max-images', type=int, default=None, help='use only the first N images (by name)')
+    card.add_argument('--freq-images', type=int, default=4,
+                      help='images whose centre crops the frequency sweep uses (default 4)')
+    card.add_argument('--crop', type=int, default=128, help='crop size of the frequency sweep, px (default 128)')
+    card.add_argument('--amplitude', type=float, default=DEFAULT_AMPLITUDE,
+                      help=f'amplitude of the sinusoids, image range [0, 1] (default {DEFAULT_AMPLITUDE})')
     parser.add_argument('--param-key', default=None,
                         help='key of the weights in --ae (default params_ema if present, else params; ~ for a '
                         'bare state dict)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.report is None and (args.sr is None or args.hr is None):
+        parser.error('give --sr and --hr (one pair), or --report DIR with --images FOLDER (report card)')
+    if args.report is not None and (args.images is None or args.sr is not None or args.hr is not None):
+        parser.error('--report needs --images FOLDER and takes no --sr/--hr')
+    for key in ('max_images', 'freq_images', 'crop'):
+        value = getattr(args, key)
+        if value is not None and value < 1:
+            parser.error(f'--{key.replace("_", "-")} must be at least 1; got {value}')
+    if not args.amplitude > 0:
+        parser.error(f'--amplitude must be positive; got {args.amplitude}')
+    return args
+
+
+def report_card(args: argparse.Namespace) -> dict:
+    """``--report``: the report card of the ``--ae`` auto-encoder over ``--images``."""
+    ae_opt = load_autoencoder_opt(args.ae_opt)
+    loss = build_aesop_loss(args.ae, ae_opt, args.param_key)
+    if not hasattr(loss.autoencoder, 'encode'):
+        raise InspectError(f'--ae-opt: {ae_opt.get("type")} has no encode/decode; the report card needs an '
+                           'AESOPAutoEncoder.')
+    if torch.cuda.is_available():
+        loss.autoencoder.cuda()  # the full-size decoder is slow on a CPU
+    paths = list_images(args.images)[:args.max_images]
+    source = {'ae': osp.abspath(args.ae), 'ae_opt': args.ae_opt, 'images': osp.abspath(args.images)}
+    return write_report_card(loss.autoencoder, paths, args.report, title=osp.basename(args.ae),
+                             freq_images=args.freq_images, crop=args.crop, amplitude=args.amplitude, source=source)
 
 
 @command('aesop-inspect', InspectError)
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
+    if args.report is not None:
+        try:
+            report = report_card(args)
+        except (InspectError, ValueError, KeyError, FileNotFoundError, OSError) as err:
+            message = err.args[0] if isinstance(err, KeyError) and err.args else err
+            raise SystemExit(f'aesop-inspect: error: {message}')
+        mean = report['mean']
+        print(f'AE-PSNR  {mean["ae_psnr"]:.4f} dB   AE-SSIM {mean["ae_ssim"]:.4f}   LR-PSNR {mean["lr_psnr"]:.4f} dB   '
+              f'(mean of {len(report["per_image"])} images)')
+        for line in report['verdicts'].values():
+            print(f'- {line}')
+        print(f'report   {osp.join(args.report, "report.md")}  (plot: frequency_response.png)')
+        return
     out = args.out or f'{osp.splitext(osp.basename(args.sr))[0]}_aesop_errors.png'
     try:
         loss = build_aesop_loss(args.ae, load_autoencoder_opt(args.ae_opt), args.param_key)

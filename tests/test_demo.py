@@ -16,8 +16,9 @@ from basicsr.utils import img2tensor
 
 from aesop_basicsr import demo
 from aesop_basicsr.losses.aesop_loss import AESOPLoss
+from aesop_basicsr.metrics.hf_energy_metric import calculate_hf_energy_ratio
 from aesop_basicsr.utils import panels
-from aesop_basicsr.utils.demo_options import DemoSettings, all_options
+from aesop_basicsr.demo.options import DemoSettings, all_options
 from conftest import run_module
 
 VAL_HW = (demo.VAL_HR_SIZE, demo.VAL_HR_SIZE)
@@ -93,6 +94,30 @@ def test_report_table_is_finite_and_complete(quick_report):
         readme = f.read()
     mean = report['methods']['gan_aesop']['mean']
     assert f'| AESOP-GAN | {mean["psnr"]:.2f} | {mean["ssim"]:.4f} |' in readme
+
+
+def test_table_has_the_blur_measure_for_every_row_and_the_report_has_the_ae_card(quick_report):
+    root = quick_report['root']
+    report = load_report(root)
+    assert 'hf' in report['metrics']
+    stem = sorted(report['methods']['bicubic']['images'])[0]
+    hr = cv2.imread(osp.join(root, 'data', 'val', 'hr', f'{stem}.png'))
+    for key, method in report['methods'].items():
+        sr = cv2.imread(osp.join(root, 'images', f'{stem}_{key}.png'))
+        expected = calculate_hf_energy_ratio(sr, hr, crop_border=4, scale=4)
+        assert method['images'][stem]['hf'] == pytest.approx(expected, rel=1e-9)
+        assert 0 < method['mean']['hf'] < 10
+    assert report['methods']['bicubic']['mean']['hf'] < 0.7  # bicubic upscaling is blurred
+    with open(osp.join(root, 'README.md')) as f:
+        readme = f.read()
+    assert 'HF energy SR/HR' in readme and 'What this demo shows, and what it cannot' in readme
+    card = report['ae_report_card']
+    assert set(card['verdicts']) == {'ae_psnr', 'lr_psnr', 'frequency_response', 'encoder_gain'}
+    for line in card['verdicts'].values():
+        assert line in readme
+    for name in ('report.md', 'report.json', 'per_image.csv', 'frequency_response.csv', 'frequency_response.png'):
+        assert osp.isfile(osp.join(root, card['folder'], name))
+    assert 'Auto-encoder report card' in quick_report['stdout']
 
 
 def test_table_psnr_recomputes_from_saved_pngs_and_matches_basicsr_validation(quick_report):

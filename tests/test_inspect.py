@@ -13,9 +13,9 @@ from basicsr.metrics import calculate_psnr
 from basicsr.utils import img2tensor
 
 from aesop_basicsr import inspect_loss
+from aesop_basicsr.demo.report import bicubic_upscale
 from aesop_basicsr.losses.aesop_loss import AESOPLoss
 from aesop_basicsr.utils import panels
-from aesop_basicsr.utils.demo_report import bicubic_upscale
 from conftest import run_module
 
 TINY_AE = {'type': 'AESOPAutoEncoder', 'scale': 4, 'num_feat': 16, 'num_grow_ch': 4, 'num_block': 1,

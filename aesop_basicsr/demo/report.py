@@ -1,5 +1,6 @@
 """The demo's report: SR outputs of each trained network on the validation images, a metric table
-(PSNR/SSIM on Y with a 4 px border crop, BasicSR's own functions; LPIPS where available) and panels.
+(PSNR/SSIM on Y with a 4 px border crop, BasicSR's own functions; LPIPS where available; the HF-energy
+ratio, a weight-free blur measure), panels, and the report card of the demo's auto-encoder.
 """
 import csv
 import json
@@ -18,12 +19,16 @@ from basicsr.utils.registry import METRIC_REGISTRY
 from torch import nn
 
 from aesop_basicsr.losses.aesop_loss import AESOPLoss
+from aesop_basicsr.metrics.hf_energy_metric import calculate_hf_energy_ratio
+from aesop_basicsr.report_card.card import write_report_card
 from aesop_basicsr.utils.checkpoint import load_pretrained
 from aesop_basicsr.utils.image_io import write_png
 from aesop_basicsr.utils.panels import comparison_panel, error_maps, error_panel, read_image, to_tensor
 from aesop_basicsr.utils.sample_data import matlab_bicubic_resize
 
 CROP_BORDER = 4
+AE_CARD_DIR = 'ae_report_card'
+AE_CARD_CROP = 128  # px crops of the frequency sweep (the validation images are 192 px)
 
 # method key -> caption; 'bicubic' is not a network
 METHODS = OrderedDict([('bicubic', 'bicubic'), ('psnr', 'PSNR net (start)'), ('gan_l1', 'L1-GAN'),
@@ -65,9 +70,11 @@ def lpips_metric() -> Tuple[Optional[Callable[..., float]], str]:
     return metric, ''
 
 
-def image_metrics(sr: np.ndarray, hr: np.ndarray, lpips: Optional[Callable[..., float]]) -> Dict[str, float]:
+def image_metrics(sr: np.ndarray, hr: np.ndarray, lpips: Optional[Callable[..., float]],
+                  scale: int = 4) -> Dict[str, float]:
     scores = {'psnr': float(calculate_psnr(sr, hr, CROP_BORDER, test_y_channel=True)),
-              'ssim': float(calculate_ssim(sr, hr, CROP_BORDER, test_y_channel=True))}
+              'ssim': float(calculate_ssim(sr, hr, CROP_BORDER, test_y_channel=True)),
+              'hf': float(calculate_hf_energy_ratio(sr, hr, CROP_BORDER, scale=scale, test_y_channel=True))}
     if lpips is not None:
         scores['lpips'] = float(lpips(sr, hr, crop_border=CROP_BORDER))
     return scores
@@ -91,12 +98,13 @@ def build_report(root: str, generator_opt: Dict[str, Any], autoencoder_opt: Dict
         stem = osp.splitext(name)[0]
         hr = read_image(osp.join(val_folders['gt'], name), 'validation HR')
         lr = read_image(osp.join(val_folders['lq'], name), 'validation LR')
-        outputs = {'bicubic': bicubic_upscale(lr, hr.shape[0] // lr.shape[0])}
+        scale = hr.shape[0] // lr.shape[0]
+        outputs = {'bicubic': bicubic_upscale(lr, scale)}
         outputs.update({key: super_resolve(net, lr) for key, net in nets.items()})
         maps = {}
         for key, sr in outputs.items():
             write_png(osp.join(root, 'images', f'{stem}_{key}.png'), sr)
-            scores = image_metrics(sr, hr, lpips)
+            scores = image_metrics(sr, hr, lpips, scale)
             maps[key] = error_maps(sr, hr, aesop.autoencoder)
             scores['l1'], scores['aesop'] = float(maps[key][0].mean()), float(maps[key][1].mean())
             per_image[key][stem] = scores
@@ -106,7 +114,7 @@ def build_report(root: str, generator_opt: Dict[str, Any], autoencoder_opt: Dict
         rows = [(METHODS[k], outputs[k], *maps[k]) for k in ('gan_l1', 'gan_aesop') if k in outputs]
         write_png(osp.join(root, 'panels', f'{stem}_errors.png'), error_panel(rows))
 
-    metrics = [m for m in ('psnr', 'ssim', 'lpips', 'l1', 'aesop') if m != 'lpips' or lpips is not None]
+    metrics = [m for m in ('psnr', 'ssim', 'lpips', 'hf', 'l1', 'aesop') if m != 'lpips' or lpips is not None]
     report = {
         'metrics': metrics,
         'crop_border': CROP_BORDER,
@@ -119,6 +127,13 @@ def build_report(root: str, generator_opt: Dict[str, Any], autoencoder_opt: Dict
     for value in _numbers(report['methods']):
         if not math.isfinite(value):
             raise ValueError(f'a metric of the demo report is not finite: {report["methods"]}')
+    # the auto-encoder's own report card on the same held-out HR images
+    hr_paths = [osp.join(val_folders['gt'], name) for name in sorted(scandir(val_folders['gt'], suffix='png'))]
+    card = write_report_card(aesop.autoencoder, hr_paths, osp.join(root, AE_CARD_DIR), title='the demo\'s auto-encoder',
+                             freq_images=len(hr_paths), crop=AE_CARD_CROP)
+    report['ae_report_card'] = {'folder': AE_CARD_DIR, 'mean': card['mean'], 'verdicts': card['verdicts'],
+                                'aesop_over_l1_below': card['frequency_response']['aesop_over_l1_below'],
+                                'aesop_over_l1_above': card['frequency_response']['aesop_over_l1_above']}
     with open(osp.join(root, 'metrics.json'), 'w') as f:
         json.dump(report, f, indent=2)
     _write_csv(osp.join(root, 'metrics.csv'), report)
@@ -140,8 +155,12 @@ def _write_csv(path: str, report: Dict[str, Any]) -> None:
                 writer.writerow([key, image] + [f'{scores[m]:.6f}' for m in report['metrics']])
 
 
-METRIC_HEADERS = {'psnr': 'PSNR-Y (dB) ↑', 'ssim': 'SSIM-Y ↑', 'lpips': 'LPIPS ↓', 'l1': 'L1 to HR',
+METRIC_HEADERS = {'psnr': 'PSNR-Y (dB) ↑', 'ssim': 'SSIM-Y ↑', 'lpips': 'LPIPS ↓',
+                  'hf': 'HF energy SR/HR (1 = HR)', 'l1': 'L1 to HR',
                   'aesop': 'AESOP to HR'}
+
+
+DIGITS = {'psnr': 2, 'hf': 3}
 
 
 def markdown_table(report: Dict[str, Any]) -> str:
@@ -150,6 +169,6 @@ def markdown_table(report: Dict[str, Any]) -> str:
     lines = ['| method | ' + ' | '.join(METRIC_HEADERS[m] for m in metrics) + ' |',
              '|---|' + '---:|' * len(metrics)]
     for method in report['methods'].values():
-        cells = [f'{method["mean"][m]:.2f}' if m == 'psnr' else f'{method["mean"][m]:.4f}' for m in metrics]
+        cells = [f'{method["mean"][m]:.{DIGITS.get(m, 4)}f}' for m in metrics]
         lines.append(f'| {method["label"]} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)

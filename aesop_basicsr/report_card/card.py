@@ -25,7 +25,7 @@ from aesop_basicsr.report_card.reconstruction import evaluate_image, mod_crop
 from aesop_basicsr.utils.panels import read_image, to_tensor
 
 # verdict thresholds on AESOP / L1 (clearly below and clearly above the LR Nyquist frequency)
-GOOD_BELOW, GOOD_ABOVE = 0.7, 0.3
+GOOD_BELOW, GOOD_ABOVE, GOOD_PEAK_ABOVE = 0.7, 0.3, 0.4
 # an encoder code this close to the bicubic LR (LR-PSNR, dB) is "LR-like"; this far, it is not
 LR_CLOSE, LR_FAR = 35.0, 28.0
 FIXED_ENCODER_TOLERANCE = 0.02  # measured vs theoretical |H(f)| of the area/bicubic encoders
@@ -64,14 +64,15 @@ def response_verdict(response: FrequencyResponse) -> str:
     head = (f'AESOP responds at {below:.2f} x L1 below the LR Nyquist frequency ({response.nyquist:.3f} cycles/px) '
             f'and {above:.2f} x L1 above it (at most {response.relative[peak]:.2f}, at '
             f'{response.frequencies[peak]:.3f} cycles/px): ')
-    if below >= GOOD_BELOW and above <= GOOD_ABOVE:
+    peak_value = float(response.relative[peak])
+    if below >= GOOD_BELOW and above <= GOOD_ABOVE and peak_value <= GOOD_PEAK_ABOVE:
         return head + 'good, it penalises what the LR image determines and little of the detail it does not.'
     problems = []
     if below < GOOD_BELOW:
         problems.append(f'weak below (< {GOOD_BELOW}): fidelity errors the LR image determines are under-penalised')
-    if above > GOOD_ABOVE:
-        problems.append(f'leaks above (> {GOOD_ABOVE}): it still penalises detail the LR image does not determine, '
-                        'and will blur like L1 in part')
+    if above > GOOD_ABOVE or peak_value > GOOD_PEAK_ABOVE:
+        problems.append(f'leaks above (mean > {GOOD_ABOVE} or peak > {GOOD_PEAK_ABOVE}): it still penalises detail '
+                        'the LR image does not determine (aliased through the encoder), and will blur like L1 in part')
     return head + '; '.join(problems) + '.'
 
 
@@ -85,9 +86,11 @@ def encoder_verdict(response: FrequencyResponse) -> str:
                 f'= {error:.4f} (tolerance {FIXED_ENCODER_TOLERANCE}).')
     mask = response.frequencies <= response.nyquist
     error = float(np.abs(response.encoder_gain[mask] - reference[mask]).max())
-    leak = float(response.encoder_gain[~mask].max()) if (~mask).any() else float('nan')
+    high = response.frequencies >= 1.25 * response.nyquist
+    leak = float(response.encoder_gain[high].max()) if high.any() else float('nan')
     return (f'Learned encoder: its gain differs from the MATLAB-bicubic LR\'s by at most {error:.3f} below the LR '
-            f'Nyquist frequency; above it, its largest gain (aliasing into the code) is {leak:.3f}.')
+            f'Nyquist frequency; clearly above it (f >= 1.25 x Nyquist) its largest gain, aliased into the code, '
+            f'is {leak:.3f} (MATLAB bicubic: {float(reference[high].max()) if high.any() else float("nan"):.3f}).')
 
 
 def plot_response(response: FrequencyResponse, path: str, title: str) -> None:

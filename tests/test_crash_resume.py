@@ -208,3 +208,26 @@ def test_resume_restores_networks_emas_optimizers_schedulers_and_iteration_bit_i
     last_epoch = saved_state['schedulers'][0]['last_epoch']  # MultiStepLR: milestones 1 and 3, gamma 0.5
     assert saved_state['optimizers'][0]['param_groups'][0]['lr'] == 1e-3 * 0.5**sum(m <= last_epoch for m in (1, 3))
     assert not torch.equal(saved_g['params']['conv_first.weight'], saved_g['params_ema']['conv_first.weight'])
+
+
+def test_auto_resume_needs_the_networks_of_the_state_it_resumes(tmp_path, monkeypatch, capsys):
+    """A state that loads but lacks its net_d_<iter>.pth is skipped, naming the missing file."""
+    states, models = tmp_path / 'training_states', tmp_path / 'models'
+    states.mkdir()
+    models.mkdir()
+    for it in (2, 4):
+        torch.save({'epoch': 0, 'iter': it, 'optimizers': [], 'schedulers': []}, states / f'{it}.state')
+        torch.save({'params': {'w': torch.ones(1)}}, models / f'net_g_{it}.pth')
+    torch.save({'params': {'w': torch.ones(1)}}, models / 'net_d_2.pth')  # but no net_d_4.pth
+    opt = {'auto_resume': True, 'rank': 0, 'num_gpu': 0, 'network_g': {}, 'network_d': {},
+           'path': {'training_states': str(states), 'models': str(models), 'resume_state': None}}
+    monkeypatch.setattr(aesop_train, '_early_messages', [])
+    assert aesop_train.load_resume_state(opt)['iter'] == 2
+    assert opt['path']['resume_state'] == str(states / '2.state')
+    assert opt['path']['pretrain_network_d'] == str(models / 'net_d_2.pth')
+    err = capsys.readouterr().err
+    assert f"'{states / '4.state'}' is for iteration 4, but its network checkpoint '{models / 'net_d_4.pth'}' does " \
+           'not exist. Skipped 4.state' in err
+    (models / 'net_d_2.pth').unlink()
+    with pytest.raises(ValueError, match=r'none of the 2 training states .* can be resumed'):
+        aesop_train.load_resume_state(dict(opt, path=dict(opt['path'], resume_state=None)))

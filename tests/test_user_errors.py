@@ -44,6 +44,15 @@ class raises:
         return handled
 
 
+@pytest.fixture(autouse=True, scope='module')
+def one_torch_thread():
+    """Tiny networks: one thread is as fast, and does not spin when the CPUs are busy."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def aesop_loss(**kwargs):
     return build_loss(dict(type='AESOPLoss', autoencoder=kwargs.pop('autoencoder', TINY_AE), **kwargs))
 
@@ -315,3 +324,12 @@ def test_only_raise_statements_in_the_package_count_as_checks(tmp_path):
     with pytest.raises(KeyError) as lookup:
         aesop_train.network_files({'path': {}, 'network_g': {}}, 1)
     assert not raised_by_our_check(lookup.value)
+
+
+def test_launcher_pytorch_outside_torchrun(tmp_path, monkeypatch, options):
+    for name in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr('basicsr.utils.options.init_dist', None)  # restored after; the parser installs its own
+    with raises('OptionError', match=r'--launcher pytorch: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT not set; start '
+                                     r'the command with torchrun'):
+        parse(monkeypatch, tmp_path, options(), '--launcher', 'pytorch')

@@ -19,6 +19,8 @@ import torch.multiprocessing as mp
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from aesop_basicsr.utils.cli import OptionError
+
 CUDA_ONLY_BACKENDS = ('nccl', )
 
 
@@ -43,6 +45,14 @@ def init_dist(launcher: str, dist_params: Optional[Mapping[str, Any]] = None) ->
     backend = choose_backend(dist_params.get('backend'), cuda)
     if mp.get_start_method(allow_none=True) is None:
         mp.set_start_method('spawn')
+    needed = {'pytorch': ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'),
+              'slurm': ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST')}.get(launcher, ())
+    missing = [name for name in needed if name not in os.environ]
+    if missing:
+        starter = 'torchrun (e.g. torchrun --nproc_per_node 2 -m aesop_basicsr.train ...)' if launcher == 'pytorch' \
+            else 'srun'
+        raise OptionError(f'--launcher {launcher}: {", ".join(missing)} not set; start the command with {starter}, '
+                          'or drop --launcher for a single process.')
     if launcher == 'pytorch':
         rank = int(os.environ['RANK'])
         local_rank = int(os.environ.get('LOCAL_RANK', rank))
@@ -58,7 +68,7 @@ def init_dist(launcher: str, dist_params: Optional[Mapping[str, Any]] = None) ->
         os.environ['LOCAL_RANK'] = str(local_rank)
         os.environ['RANK'] = str(rank)
     else:
-        raise ValueError(f'--launcher {launcher!r} is not a distributed launcher (pytorch, slurm).')
+        raise OptionError(f'--launcher {launcher!r} is not a distributed launcher (pytorch, slurm).')
     if cuda:
         torch.cuda.set_device(local_rank % torch.cuda.device_count())
     dist.init_process_group(backend=backend)

@@ -15,8 +15,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from basicsr.archs import build_network
+from basicsr.archs.arch_util import default_init_weights
 from basicsr.archs.rrdbnet_arch import RRDBNet
 from basicsr.data import build_dataloader, build_dataset
+from basicsr.losses import build_loss
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.models import build_model
 from basicsr.utils import tensor2img
@@ -213,9 +216,17 @@ def test_lr_term_gradient_reaches_only_the_encoder(tmp_path, batch):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in decoder)
 
 
+def with_signal(model):
+    """Re-initialise net_g at full scale (Kaiming, scale 1), so that its output depends on its input as a
+    trained auto-encoder's does (the default 0.1 scale maps every image to nearly the same output)."""
+    default_init_weights(model.get_bare_model(model.net_g), 1)
+    model.model_ema(0)  # the EMA network starts as a copy, as after BasicSR's own initialisation
+    return model
+
+
 def test_saved_checkpoint_loads_into_aesop_loss_and_reproduces_the_model(tmp_path, batch):
     torch.manual_seed(0)
-    model = build_model(model_options(tmp_path, lr_opt={'type': 'L1Loss', 'loss_weight': 1.0}))
+    model = with_signal(build_model(model_options(tmp_path, lr_opt={'type': 'L1Loss', 'loss_weight': 1.0})))
     model.feed_data(batch)
     for it in range(1, 4):
         model.optimize_parameters(it)
@@ -230,6 +241,55 @@ def test_saved_checkpoint_loads_into_aesop_loss_and_reproduces_the_model(tmp_pat
             outputs[key] = loss.autoencoder(x)
             assert torch.equal(outputs[key], net.eval()(x)), key
     assert not torch.equal(outputs['params'], outputs['params_ema'])  # two different networks were saved
+    assert (outputs['params'] - outputs['params_ema']).abs().mean() > 1e-4
+    assert (outputs['params'] - loss.autoencoder(batch['gt'][1:])).abs().mean() > 1e-3  # psi depends on x
+
+
+@pytest.mark.parametrize('keys', [('params',), ('params', 'params_ema')])
+def test_pretrained_whole_autoencoder_loads_into_net_g_and_its_ema_copy(tmp_path, keys):
+    """BasicSR loads path:pretrain_network_g into the EMA network under params_ema; a file saved without
+    EMA (params only) loads its params there instead, as BasicSR's own load_network does."""
+    states = {}
+    for seed, key in enumerate(keys):
+        torch.manual_seed(10 + seed)
+        source = build_network(deepcopy(TINY_AE))
+        default_init_weights(source, 1)
+        states[key] = source.state_dict()
+    path = str(tmp_path / 'ae_pretrained.pth')
+    torch.save(states, path)
+    opt = model_options(tmp_path)
+    opt['path']['pretrain_network_g'] = path
+    torch.manual_seed(0)
+    model = build_model(opt)
+    assert same_tensors(model.get_bare_model(model.net_g).state_dict(), states['params'])
+    assert same_tensors(model.net_g_ema.state_dict(), states[keys[-1]])
+
+
+PERCEPTUAL_OPT = {'type': 'PerceptualLoss', 'layer_weights': {'conv1_2': 0.5, 'conv2_2': 1.0}, 'vgg_type': 'vgg19',
+                  'use_input_norm': True, 'range_norm': False, 'perceptual_weight': 0.3, 'style_weight': 0.2,
+                  'criterion': 'l1'}
+
+
+def test_perceptual_and_style_terms_are_logged_and_in_the_total(tmp_path, batch, stand_in_vgg19):
+    """train:perceptual_opt adds BasicSR's PerceptualLoss(D(E(HR)), HR): l_percep and l_style, both in the total."""
+    torch.manual_seed(0)
+    model = with_signal(build_model(model_options(tmp_path, perceptual_opt=dict(PERCEPTUAL_OPT))))
+    model.feed_data(batch)
+    total, losses = model.compute_losses()
+    assert list(losses) == ['l_pix', 'l_percep', 'l_style']
+    reference = build_loss(dict(PERCEPTUAL_OPT))  # an independent copy on the same (stand-in) VGG19 weights
+    output = model.output.detach()
+    with torch.no_grad():
+        percep, style = reference(output, batch['gt'])
+    assert losses['l_pix'].item() == pytest.approx((output - batch['gt']).abs().mean().item(), rel=1e-5)
+    assert losses['l_percep'].item() == pytest.approx(percep.item(), rel=1e-5)
+    assert losses['l_style'].item() == pytest.approx(style.item(), rel=1e-5)
+    assert percep.item() > 1e-3 and style.item() > 0
+    assert total.item() == pytest.approx(losses['l_pix'].item() + percep.item() + style.item(), rel=1e-6)
+
+    model.optimize_parameters(1)
+    assert set(model.log_dict) == {'l_pix', 'l_percep', 'l_style'}
+    assert model.log_dict['l_percep'] == pytest.approx(percep.item(), rel=1e-5)
 
 
 def test_decoder_frozen_for_the_whole_run_is_not_optimised(tmp_path, batch, stand_in_decoder):

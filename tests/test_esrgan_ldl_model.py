@@ -171,22 +171,25 @@ def test_everything_but_the_ldl_term_is_esrgan():
     """With the LDL weight 0, one step changes the generator and discriminator exactly as ESRGANModel does."""
     esrgan = build('ESRGANModel', ldl_opt=None)
     ldl_off = build(ldl_opt=dict(L1, loss_weight=0.))
+    no_ldl_opt = build(ldl_opt=None)  # ESRGANLDLModel without ldl_opt is ESRGANModel
     ldl_on = build()
     batch = artifact_batch(esrgan)
-    for model in (esrgan, ldl_off, ldl_on):
+    for model in (esrgan, ldl_off, no_ldl_opt, ldl_on):
         model.feed_data(batch)
         model.optimize_parameters(1)
-    for name in ('net_g', 'net_d', 'net_g_ema'):
-        expected, got = getattr(esrgan, name).state_dict(), getattr(ldl_off, name).state_dict()
-        for key in expected:
-            assert torch.equal(expected[key], got[key]), f'{name}.{key}'
+    for other in (ldl_off, no_ldl_opt):
+        for name in ('net_g', 'net_d', 'net_g_ema'):
+            expected, got = getattr(esrgan, name).state_dict(), getattr(other, name).state_dict()
+            for key in expected:
+                assert torch.equal(expected[key], got[key]), f'{name}.{key}'
     assert {k: v for k, v in ldl_off.log_dict.items() if k != 'l_g_ldl'} == esrgan.log_dict
+    assert no_ldl_opt.log_dict == esrgan.log_dict
     # and with weight 1 the LDL term does reach the generator's update
     assert not all(torch.equal(a, b) for a, b in zip(esrgan.net_g.parameters(), ldl_on.net_g.parameters()))
 
 
 def test_ldl_without_ema_decay_is_a_clear_error():
-    with pytest.raises(ValueError, match=r'train:ldl_opt .*train:ema_decay'):
+    with pytest.raises(ValueError, match=r'train:ldl_opt .*train:ema_decay is 0;'):
         build(ema_decay=0)
     opt = model_opt()
     del opt['train']['ema_decay']

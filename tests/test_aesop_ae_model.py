@@ -26,7 +26,7 @@ from basicsr.utils import tensor2img
 from basicsr.utils.options import ordered_yaml
 
 from aesop_basicsr.losses.aesop_loss import AESOPLoss
-from aesop_basicsr.models.aesop_ae_model import AESOPAEModel
+from aesop_basicsr.models.aesop_ae_model import AESOPAEModel, _loss_value
 from conftest import REPO_ROOT, run_module
 
 TINY_DECODER = dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1, num_grow_ch=4, scale=4)
@@ -380,6 +380,34 @@ def test_validation_reports_hr_and_lr_metrics_and_saves_both_images(tmp_path, pa
         assert model.metric_results[name] == pytest.approx(np.mean(values), abs=1e-9), name
     assert model.metric_results['psnr_lr'] > 25  # box average vs bicubic: close, unlike the random decoder
     assert model.metric_results['psnr'] < model.metric_results['psnr_lr']
+
+
+@pytest.mark.parametrize('freeze, frozen_iters', [(0, []), (2, [1, 2]), (-1, [1, 2, 3, 4, 5])])
+def test_decoder_frozen_at_follows_freeze_decoder_iters(tmp_path, freeze, frozen_iters):
+    """0 never freezes, N freezes iterations 1..N, a negative value the whole run (iterations are 1-based)."""
+    model = build_model(model_options(tmp_path, freeze_decoder_iters=freeze))
+    assert [it for it in range(1, 6) if model.decoder_frozen_at(it)] == frozen_iters
+
+
+def test_batches_without_lq_and_without_gt(tmp_path, batch):
+    model = build_model(model_options(tmp_path))
+    model.feed_data({'gt': batch['gt']})  # no LR term: HR alone is enough
+    assert model.lq is None and set(model.compute_losses()[1]) == {'l_pix'}
+    with pytest.raises(KeyError, match='the dataset must provide "gt"'):
+        model.feed_data({'lq': batch['lq']})
+    with_lr = build_model(model_options(tmp_path, lr_opt={'type': 'L1Loss', 'loss_weight': 1.0}))
+    with_lr.feed_data({'gt': batch['gt']})
+    with pytest.raises(KeyError, match=r'train:lr_opt needs LR images \("lq"\)'):
+        with_lr.compute_losses()
+
+
+def test_a_loss_returning_a_pair_counts_its_parts():
+    """BasicSR's PerceptualLoss returns (percep, style), either of which may be None."""
+    a, b = torch.tensor(0.25), torch.tensor(0.5)
+    assert _loss_value(a) is a
+    assert _loss_value((a, None)).item() == 0.25 and _loss_value((a, b)).item() == 0.75
+    with pytest.raises(ValueError, match='a loss returned no value'):
+        _loss_value((None, None))
 
 
 # ---- clear errors before training --------------------------------------------------------------

@@ -61,6 +61,7 @@ def test_decoder_scale_that_disagrees_with_the_autoencoder():
     ((3, 32, 32), (1, 3, 32, 32), r'must be NCHW tensors; got shapes \(3, 32, 32\) and \(1, 3, 32, 32\)'),
     ((1, 3, 32, 32), (3, 32, 32), r'must be NCHW tensors; got shapes \(1, 3, 32, 32\) and \(3, 32, 32\)'),
     ((1, 3, 30, 32), (1, 3, 30, 32), r'spatial size \(30, 32\) is not divisible by the auto-encoder scale 4'),
+    ((1, 3, 32, 30), (1, 3, 32, 30), r'spatial size \(32, 30\) is not divisible by the auto-encoder scale 4'),
 ])
 def test_bad_tensor_shapes(pred_shape, target_shape, message):
     with pytest.raises(ValueError, match=message):

@@ -68,10 +68,18 @@ def test_bad_tensor_shapes(pred_shape, target_shape, message):
         aesop()(torch.rand(pred_shape), torch.rand(target_shape))
 
 
-@pytest.mark.parametrize('option, value', [('criterion', 'l3'), ('reduction', 'median')])
-def test_unknown_criterion_or_reduction(option, value):
-    with pytest.raises(ValueError, match=f"AESOPLoss: {option}='{value}' is unknown"):
+@pytest.mark.parametrize('option, value, choices', [('criterion', 'l3', 'l1, mse, charbonnier'),
+                                                     ('reduction', 'median', 'mean, sum, none')])
+def test_unknown_criterion_or_reduction(option, value, choices):
+    with pytest.raises(ValueError, match=f"AESOPLoss: {option}='{value}' is unknown; choose one of {choices}."):
         aesop(**{option: value})
+
+
+@pytest.mark.parametrize('autoencoder', [{'scale': 4}, 'AESOPAutoEncoder', None])
+def test_autoencoder_option_without_a_type(autoencoder):
+    with pytest.raises(ValueError, match=r'AESOPLoss: autoencoder must be an option dict with a type, '
+                                         r'e.g. \{type: AESOPAutoEncoder, scale: 4\}.'):
+        aesop(autoencoder=autoencoder)
 
 
 def test_file_that_is_not_a_checkpoint(tmp_path):

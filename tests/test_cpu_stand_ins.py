@@ -109,5 +109,7 @@ def test_metric_network_is_built_per_device_and_runs_where_it_is_asked(name, sta
         noisy = cv2.GaussianBlur(photo, (5, 5), 2)
         metric = METRIC_REGISTRY.get(name)
         assert metric(photo, noisy, 0, device='cpu') == metric(photo, noisy, 0)
+        elsewhere = network('meta')  # a device without data: built there, not handed the CPU network
+        assert elsewhere is not net and next(elsewhere.parameters()).device.type == 'meta'
     finally:
         clear_network_cache()

@@ -220,7 +220,8 @@ def with_signal(model):
     """Re-initialise net_g at full scale (Kaiming, scale 1), so that its output depends on its input as a
     trained auto-encoder's does (the default 0.1 scale maps every image to nearly the same output)."""
     default_init_weights(model.get_bare_model(model.net_g), 1)
-    model.model_ema(0)  # the EMA network starts as a copy, as after BasicSR's own initialisation
+    if hasattr(model, 'net_g_ema'):
+        model.model_ema(0)  # the EMA network starts as a copy, as after BasicSR's own initialisation
     return model
 
 
@@ -380,6 +381,45 @@ def test_validation_reports_hr_and_lr_metrics_and_saves_both_images(tmp_path, pa
         assert model.metric_results[name] == pytest.approx(np.mean(values), abs=1e-9), name
     assert model.metric_results['psnr_lr'] > 25  # box average vs bicubic: close, unlike the random decoder
     assert model.metric_results['psnr'] < model.metric_results['psnr_lr']
+
+
+def test_ema_by_hand_while_the_decoder_is_frozen_and_after(tmp_path, batch):
+    """EMA = d * EMA + (1 - d) * param for every tensor, except a frozen decoder's EMA copy, which stays as it
+    is; validation (test) runs the EMA network."""
+    decay = 0.9
+    torch.manual_seed(0)
+    model = with_signal(build_model(model_options(tmp_path, ema_decay=decay, freeze_decoder_iters=1,
+                                                  lr_opt={'type': 'L1Loss', 'loss_weight': 1.0})))
+    net = model.get_bare_model(model.net_g)
+    with torch.no_grad():  # an EMA decoder that differs from the current one, as after some training
+        for p in model.net_g_ema.decoder.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    model.feed_data(batch)
+    for it in (1, 2):  # iteration 1: decoder frozen; iteration 2: it trains
+        ema_before = {k: v.clone() for k, v in model.net_g_ema.state_dict().items()}
+        model.optimize_parameters(it)
+        params, ema = net.state_dict(), model.net_g_ema.state_dict()
+        for key in ema:
+            if key.startswith('decoder.') and it == 1:
+                assert torch.equal(ema[key], ema_before[key]), (it, key)
+            else:
+                expected = decay * ema_before[key].double() + (1 - decay) * params[key].double()
+                assert torch.allclose(ema[key].double(), expected, rtol=1e-5, atol=1e-7), (it, key)
+    model.test()
+    with torch.no_grad():
+        assert torch.equal(model.output, model.net_g_ema.eval()(batch['gt']))
+        assert not torch.allclose(model.output, net.eval()(batch['gt']), atol=1e-4)
+
+
+def test_without_ema_training_and_validation_use_net_g(tmp_path, batch):
+    torch.manual_seed(0)
+    model = with_signal(build_model(model_options(tmp_path, ema_decay=0)))
+    assert not hasattr(model, 'net_g_ema')
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    model.test()
+    with torch.no_grad():
+        assert torch.equal(model.output, model.get_bare_model(model.net_g).eval()(batch['gt']))
 
 
 @pytest.mark.parametrize('freeze, frozen_iters', [(0, []), (2, [1, 2]), (-1, [1, 2, 3, 4, 5])])

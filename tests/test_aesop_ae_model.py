@@ -15,15 +15,18 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from basicsr.archs import build_network
+from basicsr.archs.arch_util import default_init_weights
 from basicsr.archs.rrdbnet_arch import RRDBNet
 from basicsr.data import build_dataloader, build_dataset
+from basicsr.losses import build_loss
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.models import build_model
 from basicsr.utils import tensor2img
 from basicsr.utils.options import ordered_yaml
 
 from aesop_basicsr.losses.aesop_loss import AESOPLoss
-from aesop_basicsr.models.aesop_ae_model import AESOPAEModel
+from aesop_basicsr.models.aesop_ae_model import AESOPAEModel, _loss_value
 from conftest import REPO_ROOT, run_module
 
 TINY_DECODER = dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1, num_grow_ch=4, scale=4)
@@ -213,9 +216,18 @@ def test_lr_term_gradient_reaches_only_the_encoder(tmp_path, batch):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in decoder)
 
 
+def with_signal(model):
+    """Re-initialise net_g at full scale (Kaiming, scale 1), so that its output depends on its input as a
+    trained auto-encoder's does (the default 0.1 scale maps every image to nearly the same output)."""
+    default_init_weights(model.get_bare_model(model.net_g), 1)
+    if hasattr(model, 'net_g_ema'):
+        model.model_ema(0)  # the EMA network starts as a copy, as after BasicSR's own initialisation
+    return model
+
+
 def test_saved_checkpoint_loads_into_aesop_loss_and_reproduces_the_model(tmp_path, batch):
     torch.manual_seed(0)
-    model = build_model(model_options(tmp_path, lr_opt={'type': 'L1Loss', 'loss_weight': 1.0}))
+    model = with_signal(build_model(model_options(tmp_path, lr_opt={'type': 'L1Loss', 'loss_weight': 1.0})))
     model.feed_data(batch)
     for it in range(1, 4):
         model.optimize_parameters(it)
@@ -230,6 +242,55 @@ def test_saved_checkpoint_loads_into_aesop_loss_and_reproduces_the_model(tmp_pat
             outputs[key] = loss.autoencoder(x)
             assert torch.equal(outputs[key], net.eval()(x)), key
     assert not torch.equal(outputs['params'], outputs['params_ema'])  # two different networks were saved
+    assert (outputs['params'] - outputs['params_ema']).abs().mean() > 1e-4
+    assert (outputs['params'] - loss.autoencoder(batch['gt'][1:])).abs().mean() > 1e-3  # psi depends on x
+
+
+@pytest.mark.parametrize('keys', [('params',), ('params', 'params_ema')])
+def test_pretrained_whole_autoencoder_loads_into_net_g_and_its_ema_copy(tmp_path, keys):
+    """BasicSR loads path:pretrain_network_g into the EMA network under params_ema; a file saved without
+    EMA (params only) loads its params there instead, as BasicSR's own load_network does."""
+    states = {}
+    for seed, key in enumerate(keys):
+        torch.manual_seed(10 + seed)
+        source = build_network(deepcopy(TINY_AE))
+        default_init_weights(source, 1)
+        states[key] = source.state_dict()
+    path = str(tmp_path / 'ae_pretrained.pth')
+    torch.save(states, path)
+    opt = model_options(tmp_path)
+    opt['path']['pretrain_network_g'] = path
+    torch.manual_seed(0)
+    model = build_model(opt)
+    assert same_tensors(model.get_bare_model(model.net_g).state_dict(), states['params'])
+    assert same_tensors(model.net_g_ema.state_dict(), states[keys[-1]])
+
+
+PERCEPTUAL_OPT = {'type': 'PerceptualLoss', 'layer_weights': {'conv1_2': 0.5, 'conv2_2': 1.0}, 'vgg_type': 'vgg19',
+                  'use_input_norm': True, 'range_norm': False, 'perceptual_weight': 0.3, 'style_weight': 0.2,
+                  'criterion': 'l1'}
+
+
+def test_perceptual_and_style_terms_are_logged_and_in_the_total(tmp_path, batch, stand_in_vgg19):
+    """train:perceptual_opt adds BasicSR's PerceptualLoss(D(E(HR)), HR): l_percep and l_style, both in the total."""
+    torch.manual_seed(0)
+    model = with_signal(build_model(model_options(tmp_path, perceptual_opt=dict(PERCEPTUAL_OPT))))
+    model.feed_data(batch)
+    total, losses = model.compute_losses()
+    assert list(losses) == ['l_pix', 'l_percep', 'l_style']
+    reference = build_loss(dict(PERCEPTUAL_OPT))  # an independent copy on the same (stand-in) VGG19 weights
+    output = model.output.detach()
+    with torch.no_grad():
+        percep, style = reference(output, batch['gt'])
+    assert losses['l_pix'].item() == pytest.approx((output - batch['gt']).abs().mean().item(), rel=1e-5)
+    assert losses['l_percep'].item() == pytest.approx(percep.item(), rel=1e-5)
+    assert losses['l_style'].item() == pytest.approx(style.item(), rel=1e-5)
+    assert percep.item() > 1e-3 and style.item() > 0
+    assert total.item() == pytest.approx(losses['l_pix'].item() + percep.item() + style.item(), rel=1e-6)
+
+    model.optimize_parameters(1)
+    assert set(model.log_dict) == {'l_pix', 'l_percep', 'l_style'}
+    assert model.log_dict['l_percep'] == pytest.approx(percep.item(), rel=1e-5)
 
 
 def test_decoder_frozen_for_the_whole_run_is_not_optimised(tmp_path, batch, stand_in_decoder):
@@ -320,6 +381,73 @@ def test_validation_reports_hr_and_lr_metrics_and_saves_both_images(tmp_path, pa
         assert model.metric_results[name] == pytest.approx(np.mean(values), abs=1e-9), name
     assert model.metric_results['psnr_lr'] > 25  # box average vs bicubic: close, unlike the random decoder
     assert model.metric_results['psnr'] < model.metric_results['psnr_lr']
+
+
+def test_ema_by_hand_while_the_decoder_is_frozen_and_after(tmp_path, batch):
+    """EMA = d * EMA + (1 - d) * param for every tensor, except a frozen decoder's EMA copy, which stays as it
+    is; validation (test) runs the EMA network."""
+    decay = 0.9
+    torch.manual_seed(0)
+    model = with_signal(build_model(model_options(tmp_path, ema_decay=decay, freeze_decoder_iters=1,
+                                                  lr_opt={'type': 'L1Loss', 'loss_weight': 1.0})))
+    net = model.get_bare_model(model.net_g)
+    with torch.no_grad():  # an EMA decoder that differs from the current one, as after some training
+        for p in model.net_g_ema.decoder.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    model.feed_data(batch)
+    for it in (1, 2):  # iteration 1: decoder frozen; iteration 2: it trains
+        ema_before = {k: v.clone() for k, v in model.net_g_ema.state_dict().items()}
+        model.optimize_parameters(it)
+        params, ema = net.state_dict(), model.net_g_ema.state_dict()
+        for key in ema:
+            if key.startswith('decoder.') and it == 1:
+                assert torch.equal(ema[key], ema_before[key]), (it, key)
+            else:
+                expected = decay * ema_before[key].double() + (1 - decay) * params[key].double()
+                assert torch.allclose(ema[key].double(), expected, rtol=1e-5, atol=1e-7), (it, key)
+    model.test()
+    with torch.no_grad():
+        assert torch.equal(model.output, model.net_g_ema.eval()(batch['gt']))
+        assert not torch.allclose(model.output, net.eval()(batch['gt']), atol=1e-4)
+
+
+def test_without_ema_training_and_validation_use_net_g(tmp_path, batch):
+    torch.manual_seed(0)
+    model = with_signal(build_model(model_options(tmp_path, ema_decay=0)))
+    assert not hasattr(model, 'net_g_ema')
+    model.feed_data(batch)
+    model.optimize_parameters(1)
+    model.test()
+    with torch.no_grad():
+        assert torch.equal(model.output, model.get_bare_model(model.net_g).eval()(batch['gt']))
+
+
+@pytest.mark.parametrize('freeze, frozen_iters', [(0, []), (2, [1, 2]), (-1, [1, 2, 3, 4, 5])])
+def test_decoder_frozen_at_follows_freeze_decoder_iters(tmp_path, freeze, frozen_iters):
+    """0 never freezes, N freezes iterations 1..N, a negative value the whole run (iterations are 1-based)."""
+    model = build_model(model_options(tmp_path, freeze_decoder_iters=freeze))
+    assert [it for it in range(1, 6) if model.decoder_frozen_at(it)] == frozen_iters
+
+
+def test_batches_without_lq_and_without_gt(tmp_path, batch):
+    model = build_model(model_options(tmp_path))
+    model.feed_data({'gt': batch['gt']})  # no LR term: HR alone is enough
+    assert model.lq is None and set(model.compute_losses()[1]) == {'l_pix'}
+    with pytest.raises(KeyError, match='the dataset must provide "gt"'):
+        model.feed_data({'lq': batch['lq']})
+    with_lr = build_model(model_options(tmp_path, lr_opt={'type': 'L1Loss', 'loss_weight': 1.0}))
+    with_lr.feed_data({'gt': batch['gt']})
+    with pytest.raises(KeyError, match=r'train:lr_opt needs LR images \("lq"\)'):
+        with_lr.compute_losses()
+
+
+def test_a_loss_returning_a_pair_counts_its_parts():
+    """BasicSR's PerceptualLoss returns (percep, style), either of which may be None."""
+    a, b = torch.tensor(0.25), torch.tensor(0.5)
+    assert _loss_value(a) is a
+    assert _loss_value((a, None)).item() == 0.25 and _loss_value((a, b)).item() == 0.75
+    with pytest.raises(ValueError, match='a loss returned no value'):
+        _loss_value((None, None))
 
 
 # ---- clear errors before training --------------------------------------------------------------

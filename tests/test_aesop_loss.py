@@ -130,3 +130,39 @@ def test_core_property_perturbation_that_survives_downsampling_is_penalised(area
     assert area_aesop(target + h, target).item() > 1e-4
     assert area_aesop(target + 2 * h, target).item() > area_aesop(target + h, target).item()
     assert F.l1_loss(target + h, target).item() > 0
+
+
+def test_charbonnier_eps_enters_as_sqrt_of_d_squared_plus_eps():
+    """eps is BasicSR's Charbonnier epsilon: sqrt(d^2 + eps), d = psi(pred) - psi(target), in float64 by hand."""
+    target = photo_batch()
+    pred = (target + 0.1 * torch.randn_like(target)).clamp(0, 1)
+    values = {}
+    for eps in (1e-12, 0.5, 10.):
+        loss = build_aesop(criterion='charbonnier', eps=eps)
+        with torch.no_grad():
+            d = loss.autoencoder(pred).double() - loss.autoencoder(target).double()
+        values[eps] = loss(pred, target).item()
+        assert values[eps] == pytest.approx(torch.sqrt(d**2 + eps).mean().item(), rel=1e-5)
+    assert values[10.] > values[0.5] > values[1e-12] * 1.01  # far more than rounding: eps is used
+
+
+def write_ae_file(path, extra: bool) -> torch.Tensor:
+    """An expressive tiny AE's weights under params_ema (plus one foreign tensor if ``extra``); returns psi(x)."""
+    source = build_aesop().autoencoder
+    state = dict(source.state_dict())
+    if extra:
+        state['projection_head.weight'] = torch.ones(2, 2)  # a key the network does not have
+    torch.save({'params_ema': state}, path)
+    with torch.no_grad():
+        return source(photo_batch())
+
+
+def test_strict_load_ae_false_loads_a_file_with_an_extra_key(tmp_path):
+    path = str(tmp_path / 'ae_with_extra.pth')
+    expected = write_ae_file(path, extra=True)
+    with pytest.raises(ValueError, match=r"1 unexpected \(first: \['projection_head.weight'\]\)"):
+        AESOPLoss(TINY_AE, pretrain_network_ae=path, strict_load_ae=True)
+    torch.manual_seed(123)  # another random init, so only loading can give the file's outputs
+    loss = AESOPLoss(TINY_AE, pretrain_network_ae=path, strict_load_ae=False)
+    with torch.no_grad():
+        assert torch.equal(loss.autoencoder(photo_batch()), expected)

@@ -1,6 +1,8 @@
 """AESOPAutoEncoder: shapes at every scale, any BasicSR decoder, and the authors' released checkpoint layout."""
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from basicsr.archs import build_network
 from basicsr.archs.rrdbnet_arch import RRDB, RRDBNet
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -86,6 +88,26 @@ def test_fixed_downsampling_encoders_have_no_weights(encoder_type, scale):
         assert torch.allclose(z[0, :, 0, 0], x[0, :, :scale, :scale].mean(dim=(1, 2)))
     # a constant image stays constant under both downsamplers
     assert torch.allclose(ae.encode(torch.full_like(x, 0.3)), torch.full_like(z, 0.3), atol=1e-6)
+
+
+def test_bicubic_encoder_is_antialiased_bicubic_downsampling():
+    """The ``bicubic`` ablation encoder: PyTorch's antialiased bicubic (Keys a=-0.5, PIL's filter), not plain
+    bicubic sampling, which aliases at x4. Checked against Pillow's own resize of a real photo."""
+    from PIL import Image
+
+    from aesop_basicsr.utils.sample_data import load_photo
+    photo = load_photo('astronaut')[:128, :128].astype(np.float32) / 255.
+    x = torch.from_numpy(photo.transpose(2, 0, 1).copy())[None]
+    ae = AESOPAutoEncoder(scale=4, encoder_type='bicubic', decoder=tiny_rrdb_decoder(4))
+    z = ae.encode(x)
+    assert z.shape == (1, 3, 32, 32)
+    antialiased = F.interpolate(x, size=(32, 32), mode='bicubic', align_corners=False, antialias=True)
+    assert torch.allclose(z, antialiased, atol=1e-6)
+    pil = np.stack([np.asarray(Image.fromarray(photo[..., c], mode='F').resize((32, 32), Image.BICUBIC))
+                    for c in range(3)])
+    assert np.abs(z[0].numpy() - pil).max() < 2e-3
+    aliased = F.interpolate(x, size=(32, 32), mode='bicubic', align_corners=False, antialias=False)
+    assert (z - aliased).abs().max() > 0.05
 
 
 class AuthorsLayoutAE(nn.Module):

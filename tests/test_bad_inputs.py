@@ -58,17 +58,28 @@ def test_decoder_scale_that_disagrees_with_the_autoencoder():
 @pytest.mark.parametrize('pred_shape, target_shape, message', [
     ((1, 3, 32, 32), (1, 3, 32, 64), r'pred \(1, 3, 32, 32\) and target \(1, 3, 32, 64\) differ in shape'),
     ((3, 32, 32), (3, 32, 32), r'must be NCHW tensors; got shapes \(3, 32, 32\)'),
+    ((3, 32, 32), (1, 3, 32, 32), r'must be NCHW tensors; got shapes \(3, 32, 32\) and \(1, 3, 32, 32\)'),
+    ((1, 3, 32, 32), (3, 32, 32), r'must be NCHW tensors; got shapes \(1, 3, 32, 32\) and \(3, 32, 32\)'),
     ((1, 3, 30, 32), (1, 3, 30, 32), r'spatial size \(30, 32\) is not divisible by the auto-encoder scale 4'),
+    ((1, 3, 32, 30), (1, 3, 32, 30), r'spatial size \(32, 30\) is not divisible by the auto-encoder scale 4'),
 ])
 def test_bad_tensor_shapes(pred_shape, target_shape, message):
     with pytest.raises(ValueError, match=message):
         aesop()(torch.rand(pred_shape), torch.rand(target_shape))
 
 
-@pytest.mark.parametrize('option, value', [('criterion', 'l3'), ('reduction', 'median')])
-def test_unknown_criterion_or_reduction(option, value):
-    with pytest.raises(ValueError, match=f"AESOPLoss: {option}='{value}' is unknown"):
+@pytest.mark.parametrize('option, value, choices', [('criterion', 'l3', 'l1, mse, charbonnier'),
+                                                     ('reduction', 'median', 'mean, sum, none')])
+def test_unknown_criterion_or_reduction(option, value, choices):
+    with pytest.raises(ValueError, match=f"AESOPLoss: {option}='{value}' is unknown; choose one of {choices}."):
         aesop(**{option: value})
+
+
+@pytest.mark.parametrize('autoencoder', [{'scale': 4}, 'AESOPAutoEncoder', None])
+def test_autoencoder_option_without_a_type(autoencoder):
+    with pytest.raises(ValueError, match=r'AESOPLoss: autoencoder must be an option dict with a type, '
+                                         r'e.g. \{type: AESOPAutoEncoder, scale: 4\}.'):
+        aesop(autoencoder=autoencoder)
 
 
 def test_file_that_is_not_a_checkpoint(tmp_path):

@@ -7,14 +7,19 @@ from os import path as osp
 import pytest
 import torch
 import yaml
+from basicsr.archs.arch_util import default_init_weights
+from basicsr.losses.loss_util import get_refined_artifact_map
 from basicsr.models import build_model
 
+from aesop_basicsr.archs.aesop_autoencoder_arch import AESOPAutoEncoder
 from aesop_basicsr.models.esrgan_ldl_model import ldl_artifact_loss
 from conftest import run_module
 
 TINY_G = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4}
 TINY_D = {'type': 'VGGStyleDiscriminator', 'num_in_ch': 3, 'num_feat': 8, 'input_size': 128}
 L1 = {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}
+TINY_AE = {'type': 'AESOPAutoEncoder', 'scale': 4, 'num_feat': 16, 'num_grow_ch': 4, 'num_block': 1,
+           'decoder': dict(TINY_G, scale=4)}
 
 
 def train_opt(**overrides) -> dict:
@@ -92,26 +97,99 @@ def test_artifact_map_is_zero_where_the_ema_generator_is_further_from_gt():
     assert ldl_artifact_loss(l1, gt + noise, gt, output_ema=gt).item() > 0.
 
 
+def perturb_ema_generator(model, seed: int = 1, amount: float = 0.05) -> None:
+    """Make the EMA generator differ from the current one, as it does after a few iterations of training."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in model.net_g_ema.parameters():
+            p.add_(amount * p.abs().mean() * torch.randn_like(p))
+
+
+def ldl_by_hand(gt, output, output_ema, weight: float = 1.0) -> torch.Tensor:
+    """LDL's term in float64: L1(M * output, M * gt), M = BasicSR's refined artifact map, window 7."""
+    gt, output, output_ema = gt.double(), output.double(), output_ema.double()
+    artifact_map = get_refined_artifact_map(gt, output, output_ema, 7)
+    return weight * (artifact_map * output - artifact_map * gt).abs().mean()
+
+
+def test_logged_ldl_term_uses_the_ema_generators_output_and_window_7():
+    """l_g_ldl = L1(M * out, M * gt) with M from the EMA generator, which differs from the current one.
+
+    With output_ema = out the refinement zeroes nothing, so that value differs: a model that built M
+    from net_g (or with another window) logs a different number.
+    """
+    model = build(ldl_opt=dict(L1, loss_weight=0.7))
+    perturb_ema_generator(model)
+    batch = artifact_batch(model)
+    with torch.no_grad():
+        output, output_ema = model.net_g(batch['lq']), model.net_g_ema(batch['lq'])
+    assert not torch.allclose(output, output_ema, atol=1e-3)
+    expected = ldl_by_hand(batch['gt'], output, output_ema, 0.7).item()
+    unrefined = ldl_by_hand(batch['gt'], output, output, 0.7).item()
+    assert expected > 0 and abs(unrefined - expected) > 0.02 * expected
+
+    model.feed_data({'lq': batch['lq'], 'gt': batch['gt']})
+    model.optimize_parameters(1)
+    assert model.log_dict['l_g_ldl'] == pytest.approx(expected, rel=1e-5)
+    assert model.log_dict['l_g_pix'] == pytest.approx((output - batch['gt']).abs().mean().item(), rel=1e-5)
+
+
+@pytest.fixture(scope='module')
+def signal_ae_file(tmp_path_factory) -> str:
+    """A tiny AE at full-scale (Kaiming, scale 1) initialisation: psi responds to its input like a trained one."""
+    torch.manual_seed(0)
+    ae = AESOPAutoEncoder(**{k: v for k, v in TINY_AE.items() if k != 'type'})
+    default_init_weights(ae, 1)
+    path = str(tmp_path_factory.mktemp('ae') / 'tiny_ae.pth')
+    torch.save({'params_ema': ae.state_dict()}, path)
+    return path
+
+
+def test_esrgan_ldl_with_aesop_logs_aesop_and_ldl_computed_by_hand(signal_ae_file):
+    """The paper's main setup: ESRGAN + LDL with AESOPLoss as pixel_opt; both logged values by hand."""
+    aesop_opt = {'type': 'AESOPLoss', 'loss_weight': 0.5, 'criterion': 'l1', 'autoencoder': TINY_AE,
+                 'pretrain_network_ae': signal_ae_file, 'param_key_ae': 'params_ema'}
+    model = build(pixel_opt=aesop_opt)
+    perturb_ema_generator(model)
+    batch = artifact_batch(model)
+    reference = AESOPAutoEncoder(**{k: v for k, v in TINY_AE.items() if k != 'type'}).eval()
+    reference.load_state_dict(torch.load(signal_ae_file, weights_only=True)['params_ema'])
+    with torch.no_grad():
+        output, output_ema = model.net_g(batch['lq']), model.net_g_ema(batch['lq'])
+        aesop = 0.5 * (reference(output).double() - reference(batch['gt']).double()).abs().mean().item()
+        l1 = (output - batch['gt']).abs().mean().item()
+    ldl = ldl_by_hand(batch['gt'], output, output_ema).item()
+    assert abs(aesop - 0.5 * l1) > 0.05 * aesop  # AESOP is not L1 in disguise here
+
+    model.feed_data({'lq': batch['lq'], 'gt': batch['gt']})
+    model.optimize_parameters(1)
+    assert model.log_dict['l_g_pix'] == pytest.approx(aesop, rel=1e-4)
+    assert model.log_dict['l_g_ldl'] == pytest.approx(ldl, rel=1e-5)
+
+
 def test_everything_but_the_ldl_term_is_esrgan():
     """With the LDL weight 0, one step changes the generator and discriminator exactly as ESRGANModel does."""
     esrgan = build('ESRGANModel', ldl_opt=None)
     ldl_off = build(ldl_opt=dict(L1, loss_weight=0.))
+    no_ldl_opt = build(ldl_opt=None)  # ESRGANLDLModel without ldl_opt is ESRGANModel
     ldl_on = build()
     batch = artifact_batch(esrgan)
-    for model in (esrgan, ldl_off, ldl_on):
+    for model in (esrgan, ldl_off, no_ldl_opt, ldl_on):
         model.feed_data(batch)
         model.optimize_parameters(1)
-    for name in ('net_g', 'net_d', 'net_g_ema'):
-        expected, got = getattr(esrgan, name).state_dict(), getattr(ldl_off, name).state_dict()
-        for key in expected:
-            assert torch.equal(expected[key], got[key]), f'{name}.{key}'
+    for other in (ldl_off, no_ldl_opt):
+        for name in ('net_g', 'net_d', 'net_g_ema'):
+            expected, got = getattr(esrgan, name).state_dict(), getattr(other, name).state_dict()
+            for key in expected:
+                assert torch.equal(expected[key], got[key]), f'{name}.{key}'
     assert {k: v for k, v in ldl_off.log_dict.items() if k != 'l_g_ldl'} == esrgan.log_dict
+    assert no_ldl_opt.log_dict == esrgan.log_dict
     # and with weight 1 the LDL term does reach the generator's update
     assert not all(torch.equal(a, b) for a, b in zip(esrgan.net_g.parameters(), ldl_on.net_g.parameters()))
 
 
 def test_ldl_without_ema_decay_is_a_clear_error():
-    with pytest.raises(ValueError, match=r'train:ldl_opt .*train:ema_decay'):
+    with pytest.raises(ValueError, match=r'train:ldl_opt .*train:ema_decay is 0;'):
         build(ema_decay=0)
     opt = model_opt()
     del opt['train']['ema_decay']

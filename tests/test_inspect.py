@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 from basicsr.archs import build_network
+from basicsr.archs.arch_util import default_init_weights
 from basicsr.metrics import calculate_psnr
 from basicsr.utils import img2tensor
 
@@ -30,12 +31,16 @@ def case(tmp_path_factory, paired_x4):
     torch.manual_seed(0)
     ae = build_network(dict(TINY_AE))
     ema = build_network(dict(TINY_AE))  # different weights under params_ema
+    for net in (ae, ema):  # full-scale init: psi depends on its input, as a trained AE's does
+        default_init_weights(net, 1)
     ckpt = str(root / 'net_g_latest.pth')
     torch.save({'params': ae.state_dict(), 'params_ema': ema.state_dict()}, ckpt)
     ae_opt = str(root / 'ae.yml')
     with open(ae_opt, 'w') as f:
         yaml.safe_dump({'name': 'ae', 'model_type': 'AESOPAEModel', 'network_g': TINY_AE}, f)
-    name = sorted(osp.basename(p) for p in glob_png(paired_x4['val']['gt']))[0]
+    # a colour photo (the other validation photo is grey, on which a channel mix-up would go unseen)
+    name = max(sorted(osp.basename(p) for p in glob_png(paired_x4['val']['gt'])),
+               key=lambda n: np.ptp(cv2.imread(osp.join(paired_x4['val']['gt'], n)).astype(int), axis=2).mean())
     hr_path = osp.join(paired_x4['val']['gt'], name)
     sr_path = str(root / 'sr.png')
     lr = cv2.imread(osp.join(paired_x4['val']['lq'], name))
@@ -90,6 +95,26 @@ def test_printed_figures_equal_aesop_loss_l1_and_psnr_and_panel_is_written(case,
         ae_map = (loss.autoencoder(sr) - loss.autoencoder(hr)).abs().mean(dim=1)[0].double().numpy()
     np.testing.assert_array_equal(panel[top:, 2 * step:2 * step + w], panels.colorize(ae_map))
     np.testing.assert_array_equal(panel[top:, step:step + w], panels.colorize((sr - hr).abs().mean(dim=1)[0].numpy()))
+
+
+def test_aesop_figure_follows_the_colour_channels(case, capsys, tmp_path):
+    """The images are read as RGB for the AE: the same pair with its channels reversed gives another AESOP
+    figure (the AE is not colour-symmetric), equal to AESOPLoss on the reversed pair; L1 and PSNR-Y see the
+    reversal too (Y weights R and B differently) but L1 only through the colours it averages."""
+    base = ['--ae', case['ckpt'], '--ae-opt', case['ae_opt'], '--param-key', 'params_ema']
+    original = run_inspect(capsys, *base, '--sr', case['sr'], '--hr', case['hr'], '--out', str(tmp_path / 'a.png'))
+    swapped = {}
+    for key in ('sr', 'hr'):
+        swapped[key] = str(tmp_path / f'{key}_rgb_as_bgr.png')
+        cv2.imwrite(swapped[key], cv2.imread(case[key])[..., ::-1])
+    reversed_ = run_inspect(capsys, *base, '--sr', swapped['sr'], '--hr', swapped['hr'], '--out',
+                            str(tmp_path / 'b.png'))
+    loss = AESOPLoss(TINY_AE, pretrain_network_ae=case['ckpt'], param_key_ae='params_ema')
+    with torch.no_grad():
+        expected = float(loss(tensor(swapped['sr']), tensor(swapped['hr'])))
+    assert reversed_['AESOP'] == pytest.approx(expected, rel=1e-6)
+    assert abs(reversed_['AESOP'] - original['AESOP']) > 1e-3 * original['AESOP']
+    assert reversed_['L1'] == pytest.approx(original['L1'], rel=1e-6)  # a channel permutation keeps mean |SR-HR|
 
 
 def test_ae_opt_as_inline_json_or_aesop_loss_option_file(case, capsys, tmp_path):

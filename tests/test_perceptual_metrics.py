@@ -55,6 +55,62 @@ def test_metric_properties_that_hold_for_any_weights(name, stand_in_trunks, phot
         assert ab > 10 * tol + 1e-6
 
 
+def rgb_unit_tensor(bgr_uint8: np.ndarray) -> torch.Tensor:
+    """A uint8 BGR HWC image as a (1, 3, H, W) RGB float tensor in [0, 1], written out independently."""
+    rgb = bgr_uint8[..., [2, 1, 0]].astype(np.float64) / 255.
+    return torch.from_numpy(rgb.transpose(2, 0, 1).copy()).float().unsqueeze(0)
+
+
+@pytest.fixture(scope='module')
+def reference_networks(stand_in_trunks):
+    """The reference packages' own networks, built their documented way, on the same stand-in trunks."""
+    import warnings
+
+    import lpips
+    from DISTS_pytorch import DISTS
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        ref_lpips = lpips.LPIPS(net='alex', version='0.1', verbose=False).eval()
+        ref_dists = DISTS().eval()  # reads the package's alpha/beta from sys.prefix/weights.pt
+    return {'calculate_lpips': ref_lpips, 'calculate_dists': ref_dists}
+
+
+@pytest.mark.parametrize('name', METRICS)
+def test_metric_equals_the_reference_network_called_on_rgb_in_its_own_convention(name, reference_networks, photos):
+    """LPIPS takes RGB in [-1, 1] (its ``normalize=True`` maps [0, 1] there); DISTS takes RGB in [0, 1].
+
+    So a BGR image must be reordered, and LPIPS's input rescaled; both are checked against the
+    reference networks called directly on the RGB tensors.
+    """
+    metric = METRIC_REGISTRY.get(name)
+    ref = reference_networks[name]
+    clean, light, heavy = photos
+    for other in (light, heavy):
+        x, y = rgb_unit_tensor(clean), rgb_unit_tensor(other)
+        with torch.no_grad():
+            if name == 'calculate_lpips':
+                expected = ref(2 * x - 1, 2 * y - 1).item()  # lpips' own convention: [-1, 1]
+                assert expected == pytest.approx(ref(x, y, normalize=True).item(), abs=1e-6)
+            else:
+                expected = ref(x, y).item()
+        got = metric(clean, other, crop_border=0)
+        assert got == pytest.approx(expected, abs=1e-6)
+        # the same score crops as the reference on the cropped image
+        xc, yc = rgb_unit_tensor(clean[4:-4, 4:-4]), rgb_unit_tensor(other[4:-4, 4:-4])
+        with torch.no_grad():
+            cropped = ref(2 * xc - 1, 2 * yc - 1).item() if name == 'calculate_lpips' else ref(xc, yc).item()
+        assert metric(clean, other, crop_border=4) == pytest.approx(cropped, abs=1e-6)
+    # the two bugs this guards against give other values on a colour photo
+    x, y = rgb_unit_tensor(clean), rgb_unit_tensor(light)
+    with torch.no_grad():
+        if name == 'calculate_lpips':
+            unscaled, bgr = ref(x, y).item(), ref(2 * x.flip(1) - 1, 2 * y.flip(1) - 1).item()
+            assert abs(unscaled - metric(clean, light, 0)) > 1e-4
+        else:
+            bgr = ref(x.flip(1), y.flip(1)).item()
+    assert abs(bgr - metric(clean, light, 0)) > 1e-5
+
+
 @pytest.mark.parametrize('name', METRICS)
 def test_metric_follows_basicsr_conventions(name, stand_in_trunks, photos):
     """crop_border drops the border, CHW equals HWC, float [0, 255] equals uint8, grey works, shapes must match."""

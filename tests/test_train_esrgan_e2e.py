@@ -250,3 +250,56 @@ def test_test_entry_point_writes_images_and_metric(runs):
     assert len(test_logs) == 1
     psnr = metric_values(read(test_logs[0]))
     assert len(psnr) == 1 and math.isfinite(psnr[0]) and 0 < psnr[0] < 100, psnr
+
+
+# ---- AESOP alone drives the generator ---------------------------------------------------------
+
+def aesop_only_options(paired_x4: dict, ae_path: str, g_path: str, loss_weight: float) -> dict:
+    """SRModel whose only generator loss is AESOPLoss, starting from ``g_path``: one iteration, then saved."""
+    train_set = dict(train_options(paired_x4, ae_path)['datasets']['train'], use_hflip=False, use_rot=False)
+    return {
+        'name': f'aesop_only_w{loss_weight:g}', 'model_type': 'SRModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 0,
+        'datasets': {'train': train_set},
+        'network_g': NET_G,
+        'path': {'pretrain_network_g': g_path, 'param_key_g': 'params', 'strict_load_g': True, 'resume_state': None},
+        'train': {
+            'ema_decay': 0,
+            'optim_g': {'type': 'Adam', 'lr': 1e-3, 'weight_decay': 0, 'betas': [0.9, 0.99]},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
+            'total_iter': 1, 'warmup_iter': -1,
+            'pixel_opt': {'type': 'AESOPLoss', 'loss_weight': loss_weight, 'criterion': 'l1', 'reduction': 'mean',
+                          'autoencoder': TINY_AE, 'pretrain_network_ae': ae_path, 'param_key_ae': 'params_ema'},
+        },
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': 1, 'use_tb_logger': False, 'wandb': None},
+        'dist_params': {'backend': 'nccl', 'port': 29500},
+    }
+
+
+def test_aesop_alone_moves_the_generator_through_train_pipeline(tmp_path, paired_x4):
+    """With AESOP the only generator loss, one train_pipeline iteration moves net_g; with its weight at 0 it
+    does not. So the move comes from AESOP's gradient through psi(pred), which a detached psi would cut."""
+    torch.manual_seed(0)
+    ae = AESOPAutoEncoder(**kwargs_of(TINY_AE))
+    default_init_weights(ae, 1)  # an AE that carries signal (see the runs fixture)
+    ae_path = str(tmp_path / 'ae.pth')
+    torch.save({'params_ema': ae.state_dict()}, ae_path)
+    g = RRDBNet(**kwargs_of(NET_G))
+    g_path = str(tmp_path / 'g_start.pth')
+    torch.save({'params': g.state_dict()}, g_path)
+    start = g.state_dict()
+
+    moves, logged = {}, {}
+    for weight in (1.0, 0.0):
+        opt = aesop_only_options(paired_x4, ae_path, g_path, weight)
+        cwd = tmp_path / f'w{weight:g}'
+        cwd.mkdir()
+        run_module('aesop_basicsr.train', '-opt', write_yaml(str(cwd / 'train.yml'), opt), cwd=str(cwd))
+        exp = osp.join(str(cwd), 'experiments', opt['name'])
+        after = torch.load(osp.join(exp, 'models', 'net_g_1.pth'), weights_only=True)['params']
+        moves[weight] = {k: after[k] - start[k] for k in start}
+        logged[weight] = [float(v) for v in re.findall(r'l_pix: (\S+)', read(logs(exp, f'train_{opt["name"]}')[0]))]
+    assert len(logged[1.0]) == 1 and logged[1.0][0] > 1e-3 and logged[0.0] == [0.0]
+    largest = max(move.abs().max().item() for move in moves[1.0].values())
+    assert 1e-4 < largest < 2e-3  # one Adam step at lr 1e-3 moves a weight by up to about 1e-3
+    assert all(torch.count_nonzero(move) == 0 for move in moves[0.0].values())
+    assert any(not torch.equal(moves[1.0][k], moves[0.0][k]) for k in start)

@@ -237,7 +237,7 @@ def test_compile_falls_back_with_a_warning_when_compilation_fails(log_lines, sig
     assert any('torch.compile failed' in m and 'no compiler' in m for m in log_lines)
 
 
-def test_exact_fp32_turns_tf32_off_only_inside_and_in_backward():
+def test_exact_fp32_turns_tf32_off_only_inside_and_in_backward(signal_state, cases):
     cudnn = torch.backends.cudnn
     previous = cudnn.allow_tf32
     cudnn.allow_tf32 = True
@@ -255,5 +255,34 @@ def test_exact_fp32_turns_tf32_off_only_inside_and_in_backward():
         out = ExactBackward.apply(x, fn)  # on CPU tensors the scope is a no-op, the gradient must still be right
         out.sum().backward()
         assert torch.allclose(x.grad, x.detach().cos())
+        # the wrapper around a checkpointed bf16 difference path (what CUDA runs) changes no number
+        passes = build(signal_state, precision='bf16', checkpoint=True).passes
+        pred, target = cases['residual 0.05']
+        direct = loss_and_grad(lambda p, t: passes._difference(t, p).abs().mean(), pred, target)
+        wrapped = loss_and_grad(lambda p, t: ExactBackward.apply(p, lambda q: passes._difference(t, q)).abs().mean(),
+                                pred, target)
+        assert torch.equal(direct[0], wrapped[0]) and torch.equal(direct[1], wrapped[1])
+    finally:
+        cudnn.allow_tf32 = previous
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+@pytest.mark.parametrize('mode', ['default', 'checkpoint', 'bf16'])
+def test_modes_on_cuda_match_float64_with_tf32_left_on_globally(mode, signal_state, cases):
+    cudnn = torch.backends.cudnn
+    previous = cudnn.allow_tf32
+    cudnn.allow_tf32 = True  # PyTorch's default: the AE passes must not be affected, the setting not changed
+    try:
+        loss = build(signal_state, **MODES[mode]).cuda()
+        net = copy.deepcopy(loss.autoencoder).double()
+        max_error, min_cosine = TOLERANCE[MODES[mode].get('precision', 'fp32')]
+        for case, (pred, target) in cases.items():
+            pred, target = pred.cuda(), target.cuda()
+            value, grad = loss_and_grad(loss, pred, target)
+            ref_value, ref_grad = loss_and_grad(lambda p, t: F.l1_loss(net(p), net(t)), pred.double(),
+                                                target.double())
+            assert abs(value.double() - ref_value) / ref_value <= max_error, (mode, case)
+            assert F.cosine_similarity(grad.double().flatten(), ref_grad.flatten(), 0) >= min_cosine, (mode, case)
+            assert cudnn.allow_tf32
     finally:
         cudnn.allow_tf32 = previous

@@ -31,8 +31,9 @@ import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Tuple
 
-import torch
-import torch.nn.functional as F
+os.environ.setdefault('TORCHINDUCTOR_COMPILE_THREADS', '1')  # no compile-worker pool on a shared machine
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -214,11 +215,16 @@ def loss_benchmark(args, device: torch.device) -> None:
     base = times['authors fp32']
     print(f'\n== AESOPLoss forward+backward, {batch}x3x{size}x{size}, device={describe(device)}, '
           f'threads={torch.get_num_threads()}, {args.repeats} interleaved rounds')
-    print(f'{"mode":28s}{"median ms":>12s}{"speed-up vs authors":>22s}{"first call s":>14s}')
+    print(f'{"mode":28s}{"median ms":>12s}{"best ms":>10s}{"speed-up: median":>18s}{"best":>8s}'
+          f'{"first call s":>14s}')
     for name, values in times.items():
         ratio = statistics.median(b / v for b, v in zip(base, values))
-        print(f'{name:28s}{statistics.median(values) * 1e3:12.1f}{ratio:21.2f}x{compile_s[name]:14.1f}')
-    print('(speed-up: median over rounds of the per-round ratio; first call includes compilation)')
+        best = min(base) / min(values)
+        print(f'{name:28s}{statistics.median(values) * 1e3:12.1f}{min(values) * 1e3:10.1f}{ratio:17.2f}x{best:7.2f}x'
+              f'{compile_s[name]:14.1f}')
+    print('(speed-up vs the authors\' formulation: "median", the median of per-round ratios; "best", the ratio of '
+          'the best times,\n the robust estimate on a loaded machine, where noise only adds time; first call '
+          'includes any compilation)')
     targets(accuracy, times)
 
 
@@ -226,15 +232,16 @@ def targets(accuracy: dict, times: dict) -> None:
     base = times['authors fp32']
 
     def speedup(name):
-        return statistics.median(b / v for b, v in zip(base, times[name]))
+        median = statistics.median(b / v for b, v in zip(base, times[name]))
+        return f'{median:.2f}x median, {min(base) / min(times[name]):.2f}x best'
 
     cases = sorted({case for _, case in accuracy})
     print('\n== targets')
     default_ok = all(accuracy[('default', c)][0] <= 1e-4 and accuracy[('default', c)][1] >= 0.9999 for c in cases)
-    print(f'default: {speedup("default"):.2f}x (target >= 1.2x); loss error <= 1e-4 and cosine >= 0.9999 '
+    print(f'default: {speedup("default")} (target >= 1.2x); loss error <= 1e-4 and cosine >= 0.9999 '
           f'in every case: {default_ok}')
     bf16_ok = all(accuracy[('bf16', c)][0] <= 1e-2 and accuracy[('bf16', c)][1] >= 0.99 for c in cases)
-    print(f'bf16: {speedup("bf16"):.2f}x (target >= 1.5x); loss error <= 1% and cosine >= 0.99 in every case: '
+    print(f'bf16: {speedup("bf16")} (target >= 1.5x); loss error <= 1% and cosine >= 0.99 in every case: '
           f'{bf16_ok}')
 
 
@@ -370,16 +377,17 @@ def step_benchmark(args, device: torch.device) -> None:
             times[name].append(one_step(model, data, pixel, it, device))
     what = 'CUDA max allocated above the model' if device.type == 'cuda' else 'peak RSS above the built model'
     print(f'\n== ESRGAN+LDL training step (G RRDBNet {sizes["g_blocks"]} blocks, VGG-style D, VGG19 perceptual '
-          f'(stand-in weights), LDL, GAN, EMA), batch {sizes["batch"]}, GT {sizes["gt"]} px, device={describe(device)}, '
-          f'{args.steps} interleaved rounds')
-    print(f'{"pixel loss":20s}{"it/s":>10s}{"vs L1":>10s}{"peak MiB":>12s}{"AESOP extra MiB":>18s}')
+          f'(stand-in weights), LDL, GAN, EMA), batch {sizes["batch"]}, GT {sizes["gt"]} px, '
+          f'device={describe(device)}, {args.steps} interleaved rounds')
+    print(f'{"pixel loss":20s}{"it/s":>10s}{"best it/s":>11s}{"vs L1":>8s}{"peak MiB":>10s}{"AESOP extra MiB":>17s}')
     l1 = times['L1']
     for name, values in times.items():
-        rate = 1 / statistics.median(values)
         ratio = statistics.median(a / b for a, b in zip(l1, values))
         extra = peak[name] - peak['L1']
-        print(f'{name:20s}{rate:10.3f}{ratio:9.2f}x{peak[name]:12.0f}{extra:18.0f}')
-    print(f'({what}; "vs L1": step speed relative to the L1 step, median of per-round ratios)')
+        print(f'{name:20s}{1 / statistics.median(values):10.3f}{1 / min(values):11.3f}{ratio:7.2f}x'
+              f'{peak[name]:10.0f}{extra:17.0f}')
+    print(f'({what}; it/s from the median and the best step time; "vs L1": step speed relative to the L1 '
+          'step, median of per-round ratios)')
     half = (peak['fp32 checkpoint'] - peak['L1']) / max(peak['default'] - peak['L1'], 1e-9)
     print(f'target: checkpoint=true keeps {half:.2f} of the default mode\'s extra peak memory (target <= 0.5)')
 
@@ -407,7 +415,7 @@ def main() -> None:
     cuda = device.type == 'cuda'
     args.loss_size = 128 if cuda or not args.quick else 64
     args.batch = 16 if cuda else 1
-    args.repeats = args.repeats or (5 if args.quick else (20 if cuda else 7))
+    args.repeats = args.repeats or (7 if args.quick else (20 if cuda else 11))
     args.steps = args.steps or (3 if args.quick else (10 if cuda else 5))
     if args.memory_probe:
         stand_in_vgg19()

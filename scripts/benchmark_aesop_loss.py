@@ -138,13 +138,18 @@ def loss_and_grad(loss: Callable, pred: torch.Tensor, target: torch.Tensor) -> T
     return float(value.detach()), pred.grad.detach().double().flatten()
 
 
+def clock(device: torch.device) -> float:
+    """CPU: this process's CPU time (one thread: the work done, whatever else the shared machine runs).
+    CUDA: wall time after synchronising."""
+    sync(device)
+    return time.perf_counter() if device.type == 'cuda' else time.process_time()
+
+
 def timed(loss: Callable, pred: torch.Tensor, target: torch.Tensor, device: torch.device) -> float:
     pred = pred.detach().requires_grad_(True)
-    sync(device)
-    start = time.perf_counter()
+    start = clock(device)
     loss(pred, target).backward()
-    sync(device)
-    return time.perf_counter() - start
+    return clock(device) - start
 
 
 def loss_benchmark(args, device: torch.device) -> None:
@@ -204,10 +209,7 @@ def loss_benchmark(args, device: torch.device) -> None:
     pred = target + 0.05 * torch.randn_like(target)
     compile_s = {}
     for name, loss in losses.items():  # warm-up (and compilation)
-        start = time.perf_counter()
-        for _ in range(2 if 'compile' in name else 1):
-            timed(loss, pred, target, device)
-        compile_s[name] = time.perf_counter() - start
+        compile_s[name] = sum(timed(loss, pred, target, device) for _ in range(2 if 'compile' in name else 1))
     times: Dict[str, List[float]] = {name: [] for name in losses}
     for _ in range(args.repeats):
         for name, loss in losses.items():
@@ -215,6 +217,8 @@ def loss_benchmark(args, device: torch.device) -> None:
     base = times['authors fp32']
     print(f'\n== AESOPLoss forward+backward, {batch}x3x{size}x{size}, device={describe(device)}, '
           f'threads={torch.get_num_threads()}, {args.repeats} interleaved rounds')
+    unit = 'wall' if device.type == 'cuda' else 'CPU'
+    print(f'times are {unit} times')
     print(f'{"mode":28s}{"median ms":>12s}{"best ms":>10s}{"speed-up: median":>18s}{"best":>8s}'
           f'{"first call s":>14s}')
     for name, values in times.items():
@@ -223,8 +227,7 @@ def loss_benchmark(args, device: torch.device) -> None:
         print(f'{name:28s}{statistics.median(values) * 1e3:12.1f}{min(values) * 1e3:10.1f}{ratio:17.2f}x{best:7.2f}x'
               f'{compile_s[name]:14.1f}')
     print('(speed-up vs the authors\' formulation: "median", the median of per-round ratios; "best", the ratio of '
-          'the best times,\n the robust estimate on a loaded machine, where noise only adds time; first call '
-          'includes any compilation)')
+          'the best times,\n where noise only adds time; first call includes any compilation)')
     targets(accuracy, times)
 
 
@@ -311,12 +314,10 @@ def pixel_losses(args, device: torch.device, names) -> Dict[str, torch.nn.Module
 
 def one_step(model, data, pixel: torch.nn.Module, it: int, device: torch.device) -> float:
     model.cri_pix.pixel = pixel
-    sync(device)
-    start = time.perf_counter()
+    start = clock(device)
     model.feed_data(data)
     model.optimize_parameters(it)
-    sync(device)
-    return time.perf_counter() - start
+    return clock(device) - start
 
 
 def rss_kib(field: str) -> int:
@@ -375,7 +376,8 @@ def step_benchmark(args, device: torch.device) -> None:
         for name, pixel in losses.items():
             it += 1
             times[name].append(one_step(model, data, pixel, it, device))
-    what = 'CUDA max allocated above the model' if device.type == 'cuda' else 'peak RSS above the built model'
+    what = ('CUDA max allocated above the model, wall times' if device.type == 'cuda' else
+            'peak RSS above the built model, CPU times')
     print(f'\n== ESRGAN+LDL training step (G RRDBNet {sizes["g_blocks"]} blocks, VGG-style D, VGG19 perceptual '
           f'(stand-in weights), LDL, GAN, EMA), batch {sizes["batch"]}, GT {sizes["gt"]} px, '
           f'device={describe(device)}, {args.steps} interleaved rounds')

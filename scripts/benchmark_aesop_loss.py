@@ -4,7 +4,8 @@
 
 1. Loss: forward+backward of AESOPLoss in each mode next to the authors' formulation (no-grad AE(GT),
    AE(SR), L1, fp32, contiguous tensors) on the same weights, timed interleaved (round-robin, so
-   machine noise hits all modes alike; speed-ups are medians of per-round ratios), and each mode's
+   machine noise hits all modes alike; speed-ups are medians of per-round ratios, and ratios of the
+   best times; on CPU the times are the process's CPU time with one thread), and each mode's
    loss error and gradient cosine against a float64 computation of Eq. 8, at Gaussian residuals
    0.05 and 0.01 on a real photo and on a real SR/HR pair (MATLAB-bicubic x4 down and up).
 2. Step: a whole ESRGANLDLModel generator+discriminator step (RRDBNet G, VGG-style D, VGG19

@@ -1,0 +1,42 @@
+"""AESOPLoss's speed/memory options, validated when the loss is built.
+
+=================  =========================================================================
+``precision``      ``fp32`` (default): two auto-encoder passes, subtracted, in true fp32
+                   (TF32 kept out on CUDA). ``bf16``: the difference path in bfloat16
+                   (:mod:`aesop_basicsr.losses.difference_path`); other decoders fall back to fp32.
+``channels_last``  ``true`` (default): the auto-encoder runs on NHWC tensors; same values, faster.
+``compile``        ``false`` (default) | ``true``: ``torch.compile`` the auto-encoder's blocks
+                   (fp32; one graph serves all RRDBs).
+``checkpoint``     ``false`` (default) | ``true``: recompute the pred pass block by block in
+                   backward instead of keeping its activations.
+=================  =========================================================================
+"""
+from dataclasses import dataclass
+
+PRECISIONS = ('fp32', 'bf16')
+
+
+@dataclass(frozen=True)
+class LossModes:
+    precision: str = 'fp32'
+    channels_last: bool = True
+    compile: bool = False
+    checkpoint: bool = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            hint = (' Plain fp16/bf16 autocast is inaccurate for AESOP (a difference of two nearly equal outputs); '
+                    'bf16 runs the difference path instead.') if self.precision in ('fp16', 'amp') else ''
+            raise ValueError(f'AESOPLoss: precision={self.precision!r} is unknown; choose one of '
+                             f'{", ".join(PRECISIONS)}.{hint}')
+        for key in ('channels_last', 'compile', 'checkpoint'):
+            value = getattr(self, key)
+            if not isinstance(value, bool):
+                raise ValueError(f'AESOPLoss: {key}={value!r} must be true or false.')
+        if self.compile and self.precision != 'fp32':
+            raise ValueError(f'AESOPLoss: compile=true applies to precision=fp32, not precision={self.precision!r} '
+                             '(the difference path runs eagerly); drop one of them.')
+        if self.compile and self.checkpoint:
+            raise ValueError('AESOPLoss: compile=true and checkpoint=true cannot be combined (torch.compile '
+                             'would trace through the recomputation); choose one: compile for speed, '
+                             'checkpoint for memory.')

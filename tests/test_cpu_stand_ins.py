@@ -51,7 +51,7 @@ def real_world_setup(tmp_path, stand_in_vgg19):
     opt['network_d']['num_feat'] = 4
     opt['path'].update(pretrain_network_g=None)
     pixel_opt = opt['train']['pixel_opt']
-    assert pixel_opt['type'] == 'AESOPLoss' and opt['l1_gt_usm'] is True
+    assert pixel_opt['type'] == 'AESOPLoss' and opt['l1_gt_usm'] is False  # the authors: AESOP on plain GT
     pixel_opt.update(autoencoder=dict(TINY_AE), pretrain_network_ae=ae_path, param_key_ae='params_ema')
     dataset_opt = dict(opt['datasets']['train'], dataroot_gt=str(hr_dir), meta_info=str(meta_info), phase='train')
     return opt, dataset_opt
@@ -78,10 +78,12 @@ def test_real_world_recipe_degrades_and_steps_with_aesop_on_the_cpu(real_world_s
     log = model.get_current_log()
     assert {'l_g_pix', 'l_g_percep', 'l_g_gan', 'l_d_real', 'l_d_fake'} <= set(log)
     assert all(math.isfinite(v) for v in log.values())
-    reference = tiny_autoencoder()  # AESOP by hand, against the USM-sharpened GT as the recipe says
+    reference = tiny_autoencoder()  # AESOP by hand, against the plain (not USM-sharpened) GT as the recipe says
     with torch.no_grad():
-        by_hand = (reference(model.output) - reference(model.gt_usm)).abs().mean().item()
+        by_hand = (reference(model.output) - reference(model.gt)).abs().mean().item()
+        sharpened = (reference(model.output) - reference(model.gt_usm)).abs().mean().item()
     assert log['l_g_pix'] == pytest.approx(opt['train']['pixel_opt']['loss_weight'] * by_hand, rel=1e-4)
+    assert by_hand != pytest.approx(sharpened, rel=1e-3)  # the two targets are told apart
     assert any(not torch.equal(g_before[k], v) for k, v in model.net_g.state_dict().items())
 
 

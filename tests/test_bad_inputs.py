@@ -102,3 +102,35 @@ def test_pickled_code_is_refused_by_weights_only_loading(tmp_path):
     torch.save({'params_ema': {}, 'hook': ArbitraryObject()}, path)
     with pytest.raises(ValueError, match='is not a PyTorch checkpoint that loads with weights_only=True'):
         aesop(pretrain_network_ae=str(path))
+
+
+def test_checkpoint_saved_from_a_wrapped_network_loads_without_its_module_prefix(tmp_path):
+    """DataParallel/DDP save keys as ``module.<name>``; as BasicSR does, the prefix is dropped."""
+    from basicsr.archs.arch_util import default_init_weights
+    source = aesop().autoencoder
+    default_init_weights(source, 1)
+    path = tmp_path / 'ddp.pth'
+    torch.save({'params_ema': {f'module.{k}': v for k, v in source.state_dict().items()}}, path)
+    loaded = aesop(pretrain_network_ae=str(path)).autoencoder
+    assert all(torch.equal(v, source.state_dict()[k]) for k, v in loaded.state_dict().items())
+
+
+def test_an_entry_that_is_not_a_tensor_is_named(tmp_path):
+    state = dict(aesop().autoencoder.state_dict(), note='trained on DF2K')
+    path = tmp_path / 'noted.pth'
+    torch.save({'params_ema': state}, path)
+    with pytest.raises(ValueError, match=r"AESOPLoss.param_key_ae: .*noted.pth' under 'params_ema' is not a state "
+                                         r"dict \(entry 'note' is a str\)"):
+        aesop(pretrain_network_ae=str(path))
+
+
+def test_safetensors_file_errors_name_the_option(tmp_path, monkeypatch):
+    broken = tmp_path / 'broken.safetensors'
+    broken.write_bytes(b'\x00' * 16)
+    with pytest.raises(ValueError, match=r"AESOPLoss.pretrain_network_ae: .*broken.safetensors' is not a readable "
+                                         r"safetensors file"):
+        aesop(pretrain_network_ae=str(broken))
+    monkeypatch.setitem(__import__('sys').modules, 'safetensors.torch', None)  # as if not installed
+    with pytest.raises(ImportError, match=r"AESOPLoss.pretrain_network_ae: reading .*broken.safetensors' needs the "
+                                          r"safetensors package \(pip install safetensors\)"):
+        aesop(pretrain_network_ae=str(broken))

@@ -176,6 +176,14 @@ def test_dists_uses_the_package_alpha_beta(stand_in_trunks):
     assert torch.equal(net.alpha.cpu(), shipped['alpha']) and torch.equal(net.beta.cpu(), shipped['beta'])
 
 
+def test_missing_dists_alpha_beta_file_names_where_it_was_looked_for(stand_in_trunks, monkeypatch, tmp_path):
+    nowhere = [str(tmp_path / 'a' / 'weights.pt'), str(tmp_path / 'b' / 'weights.pt')]
+    monkeypatch.setattr(dists_metric, 'dists_weight_files', lambda: nowhere)
+    with pytest.raises(FileNotFoundError, match=r'DISTS metric: the learned alpha/beta file weights.pt .* missing '
+                                                rf'\(looked at {nowhere[0]}, {nowhere[1]}\); reinstall'):
+        dists_metric._build_dists()
+
+
 @pytest.mark.parametrize('name, filename', [('calculate_lpips', 'alexnet-owt-7be5be79.pth'),
                                             ('calculate_dists', 'vgg16-397923af.pth')])
 def test_offline_without_cached_weights_names_the_file_and_where_to_put_it(name, filename, tmp_path, monkeypatch,

@@ -77,3 +77,14 @@ def run_module(module: str, *args: str, cwd: str, timeout: int = 900) -> subproc
         raise AssertionError(f'python -m {module} {" ".join(args)} failed ({proc.returncode}):\n'
                              f'{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}')
     return proc
+
+
+@pytest.fixture(scope='module')
+def one_torch_thread():
+    """Tiny networks, or full-size ones on tiny inputs: one thread is as fast, and does not spin when the CPUs
+    are busy. A module opts in with ``pytestmark = pytest.mark.usefixtures('one_torch_thread')``."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

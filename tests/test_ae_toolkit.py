@@ -42,12 +42,7 @@ X4_RECIPE = 'options/train/AESOP/train_AE_RRDBdecoder_x4_DF2K.yml'
 FIXED_ENCODER_TOL = 0.01
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def crops_of(names, size):

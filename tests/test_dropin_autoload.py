@@ -37,6 +37,7 @@ from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY
 import aesop_basicsr
 from aesop_basicsr.archs.aesop_autoencoder_arch import AESOPAutoEncoder
 from conftest import REPO_ROOT
+from test_dropin_models import REAL_KERNELS  # Real-ESRGAN's own kernel settings
 
 ITERS = 2
 ENV_VAR = 'AESOP_BASICSR_AUTOLOAD'
@@ -48,14 +49,6 @@ NET_G = dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, num_feat=8, num_block=1,
 VGG_D = dict(type='VGGStyleDiscriminator', num_in_ch=3, num_feat=4, input_size=128)
 UNET_D = dict(type='UNetDiscriminatorSN', num_in_ch=3, num_feat=4, skip_connection=True)
 # Real-ESRGAN's own settings (options/train_realesrnet_x4plus.yml), batch and queue of one image
-REAL_KERNELS = dict(
-    blur_kernel_size=21, kernel_list=['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso',
-                                      'plateau_aniso'],
-    kernel_prob=[0.45, 0.25, 0.12, 0.03, 0.12, 0.03], sinc_prob=0.1, blur_sigma=[0.2, 3], betag_range=[0.5, 4],
-    betap_range=[1, 2], blur_kernel_size2=21, kernel_list2=['iso', 'aniso', 'generalized_iso', 'generalized_aniso',
-                                                            'plateau_iso', 'plateau_aniso'],
-    kernel_prob2=[0.45, 0.25, 0.12, 0.03, 0.12, 0.03], sinc_prob2=0.1, blur_sigma2=[0.2, 1.5],
-    betag_range2=[0.5, 4], betap_range2=[1, 2], final_sinc_prob=0.8)
 REAL_DEGRADATION = dict(
     resize_prob=[0.2, 0.7, 0.1], resize_range=[0.15, 1.5], gaussian_noise_prob=0.5, noise_range=[1, 30],
     poisson_scale_range=[0.05, 3], gray_noise_prob=0.4, jpeg_range=[30, 95], second_blur_prob=0.8,

@@ -38,13 +38,7 @@ TRAIN_FILES = [f for f in OPTION_FILES if osp.sep + 'train' + osp.sep in f]
 TEST_FILES = [f for f in OPTION_FILES if osp.sep + 'test' + osp.sep in f]
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_torch_thread():
-    """Full-size networks on tiny inputs: one thread is as fast, and does not spin when the CPUs are busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def rel(path: str) -> str:

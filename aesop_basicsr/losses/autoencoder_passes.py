@@ -43,7 +43,8 @@ class AutoEncoderPasses:
                            'known for RRDBNet only), so it saves less memory.')
         self.difference_path: Optional[DifferencePath] = None
         if self.precision == 'bf16':
-            self.difference_path = DifferencePath(net, torch.bfloat16, modes.channels_last, modes.checkpoint)
+            self.difference_path = DifferencePath(net, torch.bfloat16, modes.channels_last, modes.checkpoint,
+                                                  target_dtype=torch.bfloat16)
         self._compiled: Optional[Callable[..., Tensor]] = None
         self._compile_failed = False
         if modes.compile and not compile_available():

@@ -2,21 +2,24 @@
 
 AESOP compares two nearly equal auto-encoder outputs, so computing them separately in a reduced
 precision and subtracting loses the answer in rounding (plain bf16 autocast: loss off by 250-1240%).
-Here the target pass runs in fp32 without gradient (activations ``a``), and the difference
+Here the target pass runs without gradient (activations ``a``), and the difference
 ``d = pred - target`` is propagated alongside it:
 
 - linear operations (convolutions without their bias, sums, concatenations, scalings,
   pixel-unshuffle, nearest upsampling, the fixed ``area``/``bicubic`` encoders) map ``d`` alone;
-- at each LeakyReLU ``f`` the new difference is ``f(a + d) - f(a)``, formed in fp32 from the
-  target's activation ``a``.
+- at each LeakyReLU ``f`` the new difference is ``f(a + d) - f(a)``, formed in (at least) fp32
+  from the target's activation ``a``.
 
 Rounding in the reduced precision then hits ``d`` relative to ``d``'s own size rather than to the
-activations'. In float64 this is the plain computation, rearranged (tests check 1e-10).
+activations'. The target pass may itself run in bf16 (``target_dtype``): its rounding only moves the
+point ``a`` about which the difference is taken (it matters where ``a`` and ``a + d`` straddle a
+LeakyReLU's kink), never ``d`` against the size of ``a``. In float64 this is the plain computation,
+rearranged (tests check 1e-10).
 
 It covers the paper's auto-encoder: ``AESOPAutoEncoder`` (any encoder type) with BasicSR's
 ``RRDBNet`` decoder; :func:`supports_difference_path` says whether a network qualifies.
 """
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -48,18 +51,20 @@ class LeakyReLUDifference(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, pre: Tensor, post: Tensor, d: Tensor, slope: float) -> Tensor:
-        """pre: ``a`` before the activation; post: ``f(a)``; d: the difference before it."""
-        shifted = pre + d.to(pre.dtype)
+    def forward(ctx, pre: Tensor, d: Tensor, slope: float) -> Tensor:
+        """pre: ``a`` before the activation; d: the difference before it. Both terms in at least fp32."""
+        work = torch.promote_types(pre.dtype, torch.float32)
+        pre = pre.to(work)
+        shifted = pre + d.to(work)
         mask = shifted > 0
         ctx.save_for_backward(mask)
         ctx.slope = slope
-        return F.leaky_relu_(shifted, slope).sub_(post).to(d.dtype)
+        return F.leaky_relu_(shifted, slope).sub_(F.leaky_relu(pre, slope)).to(d.dtype)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         mask, = ctx.saved_tensors
-        return None, None, torch.where(mask, grad, grad * ctx.slope), None
+        return None, torch.where(mask, grad, grad * ctx.slope), None
 
 
 class DifferencePath:
@@ -68,23 +73,25 @@ class DifferencePath:
     Args:
         net: A network for which :func:`supports_difference_path` holds.
         dtype: Precision of the difference (``torch.bfloat16``; or the target's for exactness).
+        target_dtype: Precision of the target pass (``a``); None: the target's own (fp32).
         channels_last: Run convolutions on NHWC tensors (faster on CPUs and tensor cores).
         checkpoint: Keep only each block's inputs for backward and recompute the block then.
     """
 
     def __init__(self, net: AESOPAutoEncoder, dtype: torch.dtype, channels_last: bool = True,
-                 checkpoint: bool = False) -> None:
+                 checkpoint: bool = False, target_dtype: Optional[torch.dtype] = None) -> None:
         if not supports_difference_path(net):
             raise TypeError(f'DifferencePath covers AESOPAutoEncoder with an RRDBNet decoder, not {net!r:.200}.')
         self.net = net
         self.dtype = dtype
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.checkpoint = checkpoint
-        self._weights: Dict[int, Tuple[int, int, Tensor]] = {}
+        self.target_dtype = target_dtype
+        self._weights: Dict[Tuple[int, torch.dtype], Tuple[int, int, Tensor]] = {}
 
     def __call__(self, target: Tensor, pred: Tensor) -> Tensor:
         """(N, C, H, W) target and pred -> ``psi(pred) - psi(target)`` in the target's dtype."""
-        a = target.detach().contiguous(memory_format=self.memory_format)
+        a = target.detach().to(self.target_dtype or target.dtype).contiguous(memory_format=self.memory_format)
         d = (pred - target.detach()).to(self.dtype).contiguous(memory_format=self.memory_format)
         a, d = self.encoder((a, d))
         a, d = self.rrdbnet(self.net.decoder, (a, d))
@@ -103,7 +110,7 @@ class DifferencePath:
             a, d = pair
             with torch.no_grad():
                 a = net.encode(a)
-            return a, net.encode(d.to(a.dtype)).to(self.dtype)
+            return a, net.encode(d.to(torch.promote_types(d.dtype, torch.float32))).to(self.dtype)
         pair = self.stage(lambda a, d: self.pixel_unshuffles(self.sequential_convs(net.conv_first, (a, d))), pair)
         for block in net.body:
             pair = self.stage(lambda a, d, block=block: self.rrdb(block, (a, d)), pair)
@@ -159,7 +166,11 @@ class DifferencePath:
         """``conv(a)`` with its bias; ``d`` without it (a convolution is affine)."""
         a, d = pair
         with torch.no_grad():
-            a = conv(a)
+            if a.dtype == conv.weight.dtype:
+                a = conv(a)
+            else:
+                a = F.conv2d(a, self.weight(conv.weight, a.dtype), self.weight(conv.bias, a.dtype), conv.stride,
+                             conv.padding, conv.dilation, conv.groups)
         weight = self.weight(conv.weight)
         return a, F.conv2d(d, weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
 
@@ -167,7 +178,7 @@ class DifferencePath:
         pre, d = pair
         with torch.no_grad():
             post = F.leaky_relu(pre, act.negative_slope)
-        return post, LeakyReLUDifference.apply(pre, post, d, act.negative_slope)
+        return post, LeakyReLUDifference.apply(pre, d, act.negative_slope)
 
     def sequential_convs(self, convs: nn.Sequential, pair: Pair) -> Pair:
         for conv in convs:
@@ -195,14 +206,15 @@ class DifferencePath:
             a = out[0] * RDB_SCALE + skip[0]
         return a, out[1] * RDB_SCALE + skip[1]
 
-    def weight(self, weight: Tensor) -> Tensor:
-        """``weight`` in the difference's dtype, cast once per change of the weight (the AE is frozen)."""
-        if weight.dtype == self.dtype:
+    def weight(self, weight: Optional[Tensor], dtype: Optional[torch.dtype] = None) -> Optional[Tensor]:
+        """``weight`` (or a bias) in ``dtype`` (the difference's by default), cast once per change of the weight."""
+        dtype = dtype or self.dtype
+        if weight is None or weight.dtype == dtype:
             return weight
-        key = id(weight)
+        key = (id(weight), dtype)
         cached = self._weights.get(key)
         if cached is None or cached[0] != weight._version or cached[1] != weight.data_ptr() \
                 or cached[2].device != weight.device:
-            cached = (weight._version, weight.data_ptr(), weight.detach().to(self.dtype))
+            cached = (weight._version, weight.data_ptr(), weight.detach().to(dtype))
             self._weights[key] = cached
         return cached[2]

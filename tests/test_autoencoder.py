@@ -35,6 +35,28 @@ def test_encoder_reaches_lr_size_and_autoencoder_returns_hr_size(scale):
     assert torch.equal(y, ae.decode(z))
 
 
+def test_defaults_are_the_papers_x4_auto_encoder():
+    """Mutation survivors: the default scale and the decoder's default size."""
+    ae = AESOPAutoEncoder()
+    assert ae.scale == 4 and ae.encoder_type == 'rrdb' and len(ae.body) == 2
+    assert type(ae.decoder) is RRDBNet and len(ae.decoder.body) == 23 and ae.decoder.conv_first.out_channels == 64
+
+
+@pytest.mark.parametrize('size', [(16, 18), (18, 16)])
+def test_encoder_names_a_height_or_width_the_scale_does_not_divide(size):
+    ae = AESOPAutoEncoder(scale=4, num_feat=16, num_grow_ch=4, num_block=1, decoder=tiny_decoder(4))
+    with pytest.raises(ValueError, match=r'not divisible by scale=4'):
+        ae.encode(torch.rand(1, 3, *size))
+
+
+def test_load_state_dict_is_strict_by_default():
+    ae = AESOPAutoEncoder(scale=4, num_feat=16, num_grow_ch=4, num_block=1, decoder=tiny_decoder(4))
+    state = ae.state_dict()
+    state.pop(next(iter(state)))
+    with pytest.raises(RuntimeError, match='Missing key'):
+        ae.load_state_dict(state)
+
+
 @pytest.mark.parametrize('decoder', [
     dict(type='SwinIR', upscale=4, in_chans=3, img_size=8, window_size=4, img_range=1., depths=[1], embed_dim=12,
          num_heads=[2], mlp_ratio=2, upsampler='pixelshuffle'),

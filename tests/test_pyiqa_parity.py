@@ -82,6 +82,16 @@ def _pyiqa_cache(filename: str) -> str:
     return osp.join(folder, filename)
 
 
+def assert_metric_equals_pyiqa(metric, theirs, photo_pairs) -> None:
+    """Our metric on each (SR, HR) BGR uint8 pair equals pyiqa's module fed RGB in [0, 1], as the authors called it."""
+    for sr, hr in photo_pairs:
+        value = metric(sr, hr, crop_border=0, device='cpu')
+        x, y = image_to_tensor(sr, 0, 'HWC', torch.device('cpu')), image_to_tensor(hr, 0, 'HWC', torch.device('cpu'))
+        with torch.no_grad():
+            reference = theirs(x, y).item()
+        assert value == pytest.approx(reference, abs=1e-4) and value > 1e-2
+
+
 def test_lpips_equals_pyiqa(pyiqa_archs, photo_pairs, stand_in_alexnet):
     lpips_arch, _ = pyiqa_archs
     clear_network_cache()
@@ -90,13 +100,7 @@ def test_lpips_equals_pyiqa(pyiqa_archs, photo_pairs, stand_in_alexnet):
     torch.save(ours.state_dict(), _pyiqa_cache('LPIPS_v0.1_alex-df73285e.pth'))
     theirs = lpips_arch.LPIPS(net='alex', version='0.1').eval()
     assert torch.equal(theirs.lin0.model[1].weight, ours.lin0.model[1].weight)
-    for sr, hr in photo_pairs:
-        value = calculate_lpips(sr, hr, crop_border=0, device='cpu')
-        # the authors' calculate_lpips: RGB in [0, 1] into pyiqa's module
-        x, y = image_to_tensor(sr, 0, 'HWC', torch.device('cpu')), image_to_tensor(hr, 0, 'HWC', torch.device('cpu'))
-        with torch.no_grad():
-            reference = theirs(x, y).item()
-        assert value == pytest.approx(reference, abs=1e-4) and value > 1e-2
+    assert_metric_equals_pyiqa(calculate_lpips, theirs, photo_pairs)
 
 
 def test_dists_equals_pyiqa(pyiqa_archs, photo_pairs, stand_in_vgg16):
@@ -107,9 +111,4 @@ def test_dists_equals_pyiqa(pyiqa_archs, photo_pairs, stand_in_vgg16):
                _pyiqa_cache('DISTS_weights-f5e65c96.pth'))
     theirs = dists_arch.DISTS().eval()
     assert torch.equal(theirs.alpha, ours.alpha)
-    for sr, hr in photo_pairs:
-        value = calculate_dists(sr, hr, crop_border=0, device='cpu')
-        x, y = image_to_tensor(sr, 0, 'HWC', torch.device('cpu')), image_to_tensor(hr, 0, 'HWC', torch.device('cpu'))
-        with torch.no_grad():
-            reference = theirs(x, y).item()
-        assert value == pytest.approx(reference, abs=1e-4) and value > 1e-2
+    assert_metric_equals_pyiqa(calculate_dists, theirs, photo_pairs)

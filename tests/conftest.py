@@ -15,7 +15,17 @@ def pytest_configure(config):
     if 'AESOP_TEST_TORCH_HOME' not in os.environ:
         import tempfile
         os.environ['AESOP_TEST_TORCH_HOME'] = tempfile.mkdtemp(prefix='aesop-torch-home-')
+        config.aesop_owned_torch_home = os.environ['AESOP_TEST_TORCH_HOME']
     os.environ['TORCH_HOME'] = os.environ['AESOP_TEST_TORCH_HOME']
+
+
+def pytest_unconfigure(config):
+    # The stand-in weights are up to 650 MB per run: remove the folder this run made (not one it was given).
+    owned = getattr(config, 'aesop_owned_torch_home', None)
+    if owned:
+        import shutil
+        shutil.rmtree(owned, ignore_errors=True)
+        os.environ.pop('AESOP_TEST_TORCH_HOME', None)
 
 
 import aesop_basicsr  # noqa: E402,F401  (after TORCH_HOME is known; registers everything)

@@ -50,6 +50,7 @@ WEIGHT_SCALE = 0.5
 LOSS_MODES: Dict[str, Optional[dict]] = {  # None: the authors' formulation
     'authors fp32': None,
     'default': {},
+    'fp32, winograd off': dict(winograd=False),
     'fp32 checkpoint': dict(checkpoint=True),
     'fp32 compile': dict(compile=True),
     'bf16': dict(precision='bf16'),

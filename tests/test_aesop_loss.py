@@ -1,4 +1,6 @@
 """AESOPLoss: Eq. 8 by hand, gradients, the frozen auto-encoder, and the paper's core property."""
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -35,10 +37,12 @@ def test_loss_is_criterion_of_autoencoded_images(criterion, reference, reduction
     loss = build_aesop(criterion=criterion, reduction=reduction, loss_weight=0.5)
     target = photo_batch()
     pred = (target + 0.1 * torch.randn_like(target)).clamp(0, 1)
+    autoencoder64 = copy.deepcopy(loss.autoencoder).double()  # an independent float64 Eq. 8
     with torch.no_grad():
-        element = reference(loss.autoencoder(pred), loss.autoencoder(target))
+        element = reference(autoencoder64(pred.double()), autoencoder64(target.double()))
     expected = {'mean': element.mean(), 'sum': element.sum(), 'none': element}[reduction]
-    assert torch.allclose(loss(pred, target), 0.5 * expected, rtol=1e-5, atol=1e-7)
+    # fp32 rounding (direct or Winograd convolution) moves an element by ~1e-5 of the output's range
+    assert torch.allclose(loss(pred, target).double(), 0.5 * expected, rtol=1e-5, atol=1e-5 * element.abs().max())
 
 
 def test_elementwise_weight_is_applied_in_autoencoded_space():
@@ -67,11 +71,13 @@ def test_gradient_reaches_pred_only_and_matches_autograd_of_the_formula():
     assert target.grad is None
     assert all(p.grad is None for p in loss.autoencoder.parameters())
 
-    pred_ref = pred.detach().clone().requires_grad_(True)
-    ae_copy = build_aesop().autoencoder  # same seed -> same weights, but not frozen
+    pred_ref = pred.detach().double().requires_grad_(True)
+    ae_copy = build_aesop().autoencoder.double()  # same seed -> same weights, not frozen; float64 autograd
     ae_copy.requires_grad_(True)
-    F.l1_loss(ae_copy(pred_ref), ae_copy(target.detach())).backward()
-    assert torch.allclose(pred.grad, pred_ref.grad, rtol=1e-4, atol=1e-9)
+    F.l1_loss(ae_copy(pred_ref), ae_copy(target.detach().double())).backward()
+    difference = pred.grad.double() - pred_ref.grad  # fp32 rounding only: ~1e-6 of the gradient
+    assert difference.norm() <= 1e-5 * pred_ref.grad.norm()
+    assert difference.abs().max() <= 1e-5 * pred_ref.grad.abs().max()
     assert pred.grad.abs().sum() > 0
 
 

@@ -1,4 +1,4 @@
-"""AESOPLoss's precision / checkpoint / compile / channels_last modes against a float64 Eq. 8, on real images."""
+"""AESOPLoss's precision / checkpoint / compile / channels_last / winograd modes against a float64 Eq. 8, on real images."""
 import copy
 import logging
 
@@ -18,6 +18,7 @@ SMALL_AE = dict(type='AESOPAutoEncoder', scale=4, num_feat=48, num_grow_ch=8, nu
                              scale=4))
 MODES = {
     'default': {},
+    'winograd off': dict(winograd=False),
     'contiguous': dict(channels_last=False),
     'checkpoint': dict(checkpoint=True),
     'bf16': dict(precision='bf16'),
@@ -178,6 +179,7 @@ def test_autoencoder_stays_frozen_in_eval_mode_and_out_of_checkpoints(mode, sign
     (dict(checkpoint='yes'), 'checkpoint'),
     (dict(compile=1), 'compile'),
     (dict(channels_last=None), 'channels_last'),
+    (dict(winograd='yes'), 'winograd'),
     (dict(compile=True, checkpoint=True), 'checkpoint'),
     (dict(compile=True, precision='bf16'), 'compile'),
 ])

@@ -42,6 +42,8 @@ class AESOPLoss(nn.Module):
         channels_last: Run the auto-encoder on NHWC tensors (default; same values, faster).
         compile: ``torch.compile`` the auto-encoder passes.
         checkpoint: Recompute the pred pass block by block in backward (less memory, one more forward).
+        winograd: On CPU, run the RRDB blocks' 3x3 convolutions by Winograd F(4x4, 3x3) in fp32
+            (default; 4x fewer multiplications, loss within ~1e-5 of float64). Ignored on CUDA.
     """
 
     def __init__(self,
@@ -56,9 +58,11 @@ class AESOPLoss(nn.Module):
                  precision: str = 'fp32',
                  channels_last: bool = True,
                  compile: bool = False,
-                 checkpoint: bool = False) -> None:
+                 checkpoint: bool = False,
+                 winograd: bool = True) -> None:
         super().__init__()
-        modes = LossModes(precision=precision, channels_last=channels_last, compile=compile, checkpoint=checkpoint)
+        modes = LossModes(precision=precision, channels_last=channels_last, compile=compile, checkpoint=checkpoint,
+                          winograd=winograd)
         if criterion not in CRITERIA:
             raise ValueError(f'AESOPLoss: criterion={criterion!r} is unknown; choose one of {", ".join(CRITERIA)}.')
         if reduction not in REDUCTIONS:

@@ -10,10 +10,12 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor, nn
 
-from aesop_basicsr.losses.blockwise_forward import blockwise_decoder, blockwise_forward, checkpointed_forward
+from aesop_basicsr.losses.blockwise_forward import (blockwise_decoder, blockwise_forward, checkpointed_forward,
+                                                   recompute_block)
 from aesop_basicsr.losses.difference_path import DifferencePath, supports_difference_path
 from aesop_basicsr.losses.exact_fp32 import run_exact_fp32
 from aesop_basicsr.losses.loss_modes import LossModes
+from aesop_basicsr.losses.winograd_rrdb import WinogradRRDB
 
 
 class AutoEncoderPasses:
@@ -45,6 +47,7 @@ class AutoEncoderPasses:
         if self.precision == 'bf16':
             self.difference_path = DifferencePath(net, torch.bfloat16, modes.channels_last, modes.checkpoint,
                                                   target_dtype=torch.bfloat16)
+        self.winograd = WinogradRRDB() if modes.winograd else None
         self._compiled: Optional[Callable[..., Tensor]] = None
         self._compile_failed = False
         if modes.compile and not compile_available():
@@ -71,9 +74,24 @@ class AutoEncoderPasses:
                                     'running without compilation.')
                 self._compile_failed = True
         with torch.no_grad():
-            target_ae = self.net(target)
-        pred_ae = checkpointed_forward(self.net, pred) if self.modes.checkpoint else self.net(pred)
-        return pred_ae - target_ae
+            target_ae = self._forward(target)
+        return self._forward(pred) - target_ae
+
+    def _forward(self, x: Tensor) -> Tensor:
+        """psi(x), block by block where Winograd or checkpointing needs the blocks."""
+        if self.winograd is None:
+            return checkpointed_forward(self.net, x) if self.modes.checkpoint else self.net(x)
+        if self.modes.checkpoint and torch.is_grad_enabled() and x.requires_grad:
+            return blockwise_forward(self.net, x, self._recompute_block)
+        return blockwise_forward(self.net, x, self._run_block)
+
+    def _run_block(self, segment: Callable[..., Tensor], *inputs: Tensor) -> Tensor:
+        if self.winograd is not None and WinogradRRDB.applies(segment, inputs[0]):
+            return self.winograd(segment, inputs[0])
+        return segment(*inputs)
+
+    def _recompute_block(self, segment: Callable[..., Tensor], *inputs: Tensor) -> Tensor:
+        return recompute_block(lambda *args: self._run_block(segment, *args), *inputs)
 
     def _compiled_run(self, segment: Callable[..., Tensor], *inputs: Tensor) -> Tensor:
         """Modules (the RRDB blocks above all) through one compiled function; glue code eagerly."""

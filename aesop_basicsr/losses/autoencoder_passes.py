@@ -47,7 +47,8 @@ class AutoEncoderPasses:
         if self.precision == 'bf16':
             self.difference_path = DifferencePath(net, torch.bfloat16, modes.channels_last, modes.checkpoint,
                                                   target_dtype=torch.bfloat16)
-        self.winograd = WinogradRRDB() if modes.winograd else None
+        # checkpoint=true trades speed for memory: the transformed kernels are recomputed there, not kept
+        self.winograd = WinogradRRDB(cache_kernels=not modes.checkpoint) if modes.winograd else None
         self._compiled: Optional[Callable[..., Tensor]] = None
         self._compile_failed = False
         if modes.compile and not compile_available():

@@ -5,7 +5,7 @@
 1. Loss: forward+backward of AESOPLoss in each mode next to the authors' formulation (no-grad AE(GT),
    AE(SR), L1, fp32, contiguous tensors) on the same weights, timed interleaved (round-robin, so
    machine noise hits all modes alike; speed-ups are medians of per-round ratios, and ratios of the
-   best times; on CPU the times are the process's CPU time with one thread), and each mode's
+   best times; on CPU with one thread the times are the process's CPU time, else wall times), and each mode's
    loss error and gradient cosine against a float64 computation of Eq. 8, at Gaussian residuals
    0.05 and 0.01 on a real photo and on a real SR/HR pair (MATLAB-bicubic x4 down and up).
 2. Step: a whole ESRGANLDLModel generator+discriminator step (RRDBNet G, VGG-style D, VGG19
@@ -140,11 +140,15 @@ def loss_and_grad(loss: Callable, pred: torch.Tensor, target: torch.Tensor) -> T
     return float(value.detach()), pred.grad.detach().double().flatten()
 
 
+def cpu_time_clock(device: torch.device) -> bool:
+    """One CPU thread: this process's CPU time (the work done, whatever else the shared machine runs)."""
+    return device.type == 'cpu' and torch.get_num_threads() == 1
+
+
 def clock(device: torch.device) -> float:
-    """CPU: this process's CPU time (one thread: the work done, whatever else the shared machine runs).
-    CUDA: wall time after synchronising."""
+    """CPU time with one CPU thread; otherwise wall time (after synchronising CUDA)."""
     sync(device)
-    return time.perf_counter() if device.type == 'cuda' else time.process_time()
+    return time.process_time() if cpu_time_clock(device) else time.perf_counter()
 
 
 def timed(loss: Callable, pred: torch.Tensor, target: torch.Tensor, device: torch.device) -> float:
@@ -168,6 +172,9 @@ def loss_benchmark(args, device: torch.device) -> None:
                 losses['authors fp32, TF32 off'] = AuthorsLoss(net, tf32_off=True)
         elif modes.get('compile') and (args.no_compile or args.quick):
             continue
+        elif name == 'fp32, winograd off' and device.type == 'cpu' and torch.get_num_threads() > 1:
+            losses[name] = build_aesop(state, blocks, device, **modes)  # the default here; Winograd forced:
+            losses['fp32, winograd on'] = build_aesop(state, blocks, device, winograd=True)
         else:
             losses[name] = build_aesop(state, blocks, device, **modes)
     extra_accuracy = {'plain bf16 autocast': AuthorsLoss(losses['authors fp32'].net, torch.bfloat16)}
@@ -219,7 +226,7 @@ def loss_benchmark(args, device: torch.device) -> None:
     base = times['authors fp32']
     print(f'\n== AESOPLoss forward+backward, {batch}x3x{size}x{size}, device={describe(device)}, '
           f'threads={torch.get_num_threads()}, {args.repeats} interleaved rounds')
-    unit = 'wall' if device.type == 'cuda' else 'CPU'
+    unit = 'CPU' if cpu_time_clock(device) else 'wall'
     print(f'times are {unit} times')
     print(f'{"mode":28s}{"median ms":>12s}{"best ms":>10s}{"speed-up: median":>18s}{"best":>8s}'
           f'{"first call s":>14s}')

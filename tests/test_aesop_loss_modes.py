@@ -18,6 +18,7 @@ SMALL_AE = dict(type='AESOPAutoEncoder', scale=4, num_feat=48, num_grow_ch=8, nu
                              scale=4))
 MODES = {
     'default': {},
+    'winograd': dict(winograd=True),
     'winograd off': dict(winograd=False),
     'contiguous': dict(channels_last=False),
     'checkpoint': dict(checkpoint=True),
@@ -180,6 +181,7 @@ def test_autoencoder_stays_frozen_in_eval_mode_and_out_of_checkpoints(mode, sign
     (dict(compile=1), 'compile'),
     (dict(channels_last=None), 'channels_last'),
     (dict(winograd='yes'), 'winograd'),
+    (dict(winograd=1), 'winograd'),
     (dict(compile=True, checkpoint=True), 'checkpoint'),
     (dict(compile=True, precision='bf16'), 'compile'),
 ])

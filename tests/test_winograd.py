@@ -103,14 +103,22 @@ AE = dict(type='AESOPAutoEncoder', scale=4, num_feat=16, num_grow_ch=8, num_bloc
           decoder=dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, num_feat=16, num_block=2, num_grow_ch=8, scale=4))
 
 
-@pytest.mark.parametrize('size, winograd_blocks', [(32, 3), (36, 0)])  # LR 8: every RRDB; LR 9: none
-def test_aesop_loss_runs_its_rrdbs_by_winograd_by_default_where_they_tile(size, winograd_blocks, monkeypatch):
+@pytest.mark.parametrize('winograd, threads, size, winograd_blocks', [
+    ('auto', 1, 32, 3),  # LR 8: all three RRDBs (encoder 1, decoder 2)
+    ('auto', 1, 36, 0),  # LR 9 does not tile by 4: direct convolution
+    ('auto', 2, 32, 0),  # more threads: direct convolution, which scales with them
+    (True, 2, 32, 3),
+    (False, 1, 32, 0),
+])
+def test_aesop_loss_runs_its_rrdbs_by_winograd_where_asked_and_they_tile(winograd, threads, size, winograd_blocks,
+                                                                          monkeypatch):
     calls = []
     original = winograd_rrdb.WinogradDenseBlock.apply
     monkeypatch.setattr(winograd_rrdb.WinogradDenseBlock, 'apply',
                         lambda *args: calls.append(1) or original(*args))
+    monkeypatch.setattr(torch, 'get_num_threads', lambda: threads)  # what the loss reads; the real count stays
     torch.manual_seed(0)
-    loss = build_loss(dict(type='AESOPLoss', autoencoder=AE))
+    loss = build_loss(dict(type='AESOPLoss', autoencoder=AE, winograd=winograd))
     default_init_weights(loss.autoencoder, 1)
     target = torch.rand(1, 3, size, size)
     pred = (target + 0.05 * torch.randn_like(target)).requires_grad_(True)

@@ -1,6 +1,6 @@
 """AESOP: Auto-Encoded Supervision for Optimal Penalization (Lee et al., CVPR 2025, Eq. 8)."""
 import os
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 import torch
 from basicsr.archs import build_network
@@ -43,7 +43,8 @@ class AESOPLoss(nn.Module):
         compile: ``torch.compile`` the auto-encoder passes.
         checkpoint: Recompute the pred pass block by block in backward (less memory, one more forward).
         winograd: On CPU, run the RRDB blocks' 3x3 convolutions by Winograd F(4x4, 3x3) in fp32
-            (default; 4x fewer multiplications, loss within ~1e-5 of float64). Ignored on CUDA.
+            (4x fewer multiplications, loss within ~1e-5 of float64): ``true``, ``false``, or ``auto``
+            (default: where PyTorch runs one thread, where it is the faster). Ignored on CUDA.
     """
 
     def __init__(self,
@@ -59,7 +60,7 @@ class AESOPLoss(nn.Module):
                  channels_last: bool = True,
                  compile: bool = False,
                  checkpoint: bool = False,
-                 winograd: bool = True) -> None:
+                 winograd: Union[bool, str] = 'auto') -> None:
         super().__init__()
         modes = LossModes(precision=precision, channels_last=channels_last, compile=compile, checkpoint=checkpoint,
                           winograd=winograd)

@@ -87,7 +87,8 @@ class AutoEncoderPasses:
         return blockwise_forward(self.net, x, self._run_block)
 
     def _run_block(self, segment: Callable[..., Tensor], *inputs: Tensor) -> Tensor:
-        if self.winograd is not None and WinogradRRDB.applies(segment, inputs[0]):
+        if self.winograd is not None and WinogradRRDB.applies(segment, inputs[0]) and \
+                (self.modes.winograd is True or torch.get_num_threads() == 1):
             return self.winograd(segment, inputs[0])
         return segment(*inputs)
 

@@ -11,7 +11,7 @@ from basicsr.losses import build_loss
 from aesop_basicsr.losses import winograd_rrdb
 from aesop_basicsr.losses.winograd import (input_transform, input_transform_adjoint, output_transform,
                                            output_transform_adjoint, transform_weight)
-from aesop_basicsr.losses.winograd_rrdb import WinogradRRDB
+from aesop_basicsr.losses.winograd_rrdb import WinogradKernels, WinogradRRDB
 
 
 def nhwc(x: torch.Tensor) -> torch.Tensor:
@@ -92,9 +92,32 @@ def test_winograd_rrdb_follows_weights_loaded_after_its_first_call(block):
     assert torch.allclose(run(net, x), net(x), atol=1e-10)
 
 
+def test_kept_kernels_are_reused_until_their_weight_changes_and_recomputed_ones_are_not_kept(block):
+    net = copy.deepcopy(block)
+    conv, other = net.rdb1.conv1, net.rdb1.conv2
+    kept = WinogradKernels(cache=True)
+    first = kept(conv, torch.float64)
+    assert kept(conv, torch.float64) is first  # no recomputation per call: that is the speed it is kept for
+    assert torch.equal(kept(other, torch.float64), transform_weight(other.weight))  # one kernel per convolution
+    with torch.no_grad():
+        conv.weight.mul_(3)
+    assert torch.allclose(kept(conv, torch.float64), 3 * first)
+    recomputed = WinogradKernels(cache=False)
+    assert recomputed(conv, torch.float64) is not recomputed(conv, torch.float64)
+    lean, fast = WinogradRRDB(cache_kernels=False).kernels, WinogradRRDB().kernels
+    assert lean(conv, torch.float64) is not lean(conv, torch.float64)
+    assert fast(conv, torch.float64) is fast(conv, torch.float64)
+
+
+def test_transform_weight_needs_3x3_kernels():
+    with pytest.raises(ValueError, match='needs 3x3 kernels, not \\(4, 2, 5, 5\\)'):
+        transform_weight(torch.zeros(4, 2, 5, 5))
+
+
 def test_only_sizes_that_tile_by_four_on_cpu_take_the_winograd_path(block):
     assert WinogradRRDB.applies(block, torch.zeros(1, 16, 8, 12))
     assert not WinogradRRDB.applies(block, torch.zeros(1, 16, 9, 12))
+    assert not WinogradRRDB.applies(block, torch.zeros(1, 16, 8, 10))  # the width too
     assert not WinogradRRDB.applies(block, torch.zeros(1, 16, 8, 8, dtype=torch.bfloat16))
     assert not WinogradRRDB.applies(torch.nn.Conv2d(16, 16, 3), torch.zeros(1, 16, 8, 8))
 

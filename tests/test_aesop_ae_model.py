@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 from basicsr.archs import build_network
 from basicsr.archs.arch_util import default_init_weights
@@ -350,20 +351,28 @@ def test_frozen_decoder_trains_under_distributed_data_parallel(tmp_path, batch, 
         dist.destroy_process_group()
 
 
-def test_validation_reports_hr_and_lr_metrics_and_saves_both_images(tmp_path, paired_x4):
-    """With the fixed ``area`` encoder E(HR) is close to the bicubic LR, so ``psnr_lr`` is a real number to check."""
+def val_loader(paired, name: str = 'photos_val'):
+    """BasicSR's validation loader over the two paired validation photos."""
+    dataset_opt = {'name': name, 'type': 'PairedImageDataset', 'phase': 'val', 'scale': 4,
+                   'dataroot_gt': paired['val']['gt'], 'dataroot_lq': paired['val']['lq'],
+                   'io_backend': {'type': 'disk'}}
+    return build_dataloader(build_dataset(dataset_opt), dataset_opt, num_gpu=0, dist=False)
+
+
+@pytest.mark.parametrize('scale_in_opt', [True, False])
+def test_validation_reports_hr_and_lr_metrics_and_saves_both_images(tmp_path, paired_x4, scale_in_opt):
+    """With the fixed ``area`` encoder E(HR) is close to the bicubic LR, so ``psnr_lr`` is a real number to check.
+    The LR crop border is divided by the scale: the option file's ``scale``, else the auto-encoder's."""
     network = dict(TINY_AE, encoder_type='area')
     opt = model_options(tmp_path, network=network)
+    if not scale_in_opt:
+        del opt['scale']
     opt['val'] = {'save_img': True, 'metrics': {
         'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True},
         'ssim': {'type': 'calculate_ssim', 'crop_border': 4, 'test_y_channel': True}}}
     torch.manual_seed(0)
     model = build_model(opt)
-    dataset_opt = {'name': 'photos_val', 'type': 'PairedImageDataset', 'phase': 'val', 'scale': 4,
-                   'dataroot_gt': paired_x4['val']['gt'], 'dataroot_lq': paired_x4['val']['lq'],
-                   'io_backend': {'type': 'disk'}}
-    loader = build_dataloader(build_dataset(dataset_opt), dataset_opt, num_gpu=0, dist=False)
-    model.validation(loader, current_iter=7, tb_logger=None, save_img=True)
+    model.validation(val_loader(paired_x4), current_iter=7, tb_logger=None, save_img=True)
 
     expected = {name: [] for name in ('psnr', 'ssim', 'psnr_lr', 'ssim_lr')}
     for name in sorted(os.listdir(paired_x4['val']['gt'])):
@@ -382,6 +391,89 @@ def test_validation_reports_hr_and_lr_metrics_and_saves_both_images(tmp_path, pa
         assert model.metric_results[name] == pytest.approx(np.mean(values), abs=1e-9), name
     assert model.metric_results['psnr_lr'] > 25  # box average vs bicubic: close, unlike the random decoder
     assert model.metric_results['psnr'] < model.metric_results['psnr_lr']
+
+
+def test_best_values_are_kept_per_dataset_in_the_direction_each_metric_names(tmp_path, paired_x4):
+    """BasicSR's best-metric bookkeeping, for the D(E(HR)) metrics and their E(HR) copies alike: per dataset, the
+    best value so far and its iteration (ties go to the later one), the maximum for ``better: higher`` (the default)
+    and the minimum for ``better: lower`` (PSNR marked so here only to exercise that branch)."""
+    opt = model_options(tmp_path, network=dict(TINY_AE, encoder_type='area'))
+    opt['val'] = {'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4},
+                              'psnr_low': {'type': 'calculate_psnr', 'crop_border': 4, 'better': 'lower'}}}
+    torch.manual_seed(0)
+    model = with_signal(build_model(opt))
+    history = {'photos_val': [], 'photos_other': []}
+
+    def validate(dataset: str, it: int) -> None:
+        model.validation(val_loader(paired_x4, dataset), current_iter=it, tb_logger=None, save_img=False)
+        history[dataset].append((it, dict(model.metric_results)))
+
+    validate('photos_val', 1)
+    validate('photos_other', 1)
+    with torch.no_grad():  # validation runs the EMA network: another decoder for the next round
+        for p in model.net_g_ema.decoder.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    validate('photos_val', 2)
+    # so for one of psnr and psnr_low the second round is worse, and the best must stay at the first
+    assert abs(history['photos_val'][1][1]['psnr'] - history['photos_val'][0][1]['psnr']) > 0.1
+
+    for dataset, rounds in history.items():
+        assert set(model.best_metric_results[dataset]) == {'psnr', 'psnr_low', 'psnr_lr', 'psnr_low_lr'}
+        for name, best in model.best_metric_results[dataset].items():
+            better = 'lower' if name.startswith('psnr_low') else 'higher'
+            sign = -1 if better == 'lower' else 1
+            it, value = max(((it, results[name]) for it, results in rounds), key=lambda r: (sign * r[1], r[0]))
+            assert best == {'better': better, 'val': value, 'iter': it}, (dataset, name)
+
+
+def test_an_lr_copy_clashing_with_a_metric_name_is_named(tmp_path, paired_x4):
+    opt = model_options(tmp_path)
+    opt['val'] = {'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4},
+                              'psnr_lr': {'type': 'calculate_psnr', 'crop_border': 1}}}
+    model = build_model(opt)
+    with pytest.raises(ValueError, match='val:metrics:psnr_lr clashes with the LR copy of psnr; rename it'):
+        model.validation(val_loader(paired_x4), current_iter=1, tb_logger=None, save_img=False)
+
+
+@pytest.mark.parametrize('suffix', [None, 'aesop'])
+def test_testing_saves_both_images_under_the_dataset_with_the_suffix_or_the_run_name(tmp_path, paired_x4, suffix):
+    """Outside training (basicsr.test), images go to visualization/<dataset>/<image>_<suffix>[_lr].png, the suffix
+    defaulting to the run's name; E(HR) of the area encoder is the box average of HR."""
+    opt = model_options(tmp_path, network=dict(TINY_AE, encoder_type='area'))
+    opt.update(is_train=False, name='ae_test')
+    opt['val'] = {'suffix': suffix, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4}}}
+    torch.manual_seed(0)
+    model = build_model(opt)
+    net = model.get_bare_model(model.net_g)
+    model.validation(val_loader(paired_x4), current_iter='test', tb_logger=None, save_img=True)
+    for name in sorted(os.listdir(paired_x4['val']['gt'])):
+        stem = osp.splitext(name)[0]
+        hr = cv2.imread(osp.join(paired_x4['val']['gt'], name)).astype(np.float32) / 255.
+        x = torch.from_numpy(hr[..., ::-1].transpose(2, 0, 1).copy())[None]
+        with torch.no_grad():
+            expected = {'': tensor2img(net(x)), '_lr': tensor2img(F.avg_pool2d(x, 4))}
+        for tag, image in expected.items():
+            file = f'{stem}_{suffix or "ae_test"}{tag}.png'
+            saved = cv2.imread(osp.join(opt['path']['visualization'], 'photos_val', file))
+            assert saved is not None and np.abs(saved.astype(int) - image.astype(int)).max() <= 1, (stem, tag)
+
+
+def test_current_visuals_are_the_images_of_the_last_test_pass(tmp_path, batch):
+    torch.manual_seed(0)
+    model = with_signal(build_model(model_options(tmp_path)))
+    model.feed_data(batch)
+    model.test()
+    visuals = model.get_current_visuals()
+    assert list(visuals) == ['result', 'encoded', 'gt', 'lq']
+    with torch.no_grad():
+        net = model.net_g_ema.eval()
+        expected = {'result': net(batch['gt']), 'encoded': net.encode(batch['gt']), 'gt': batch['gt'],
+                    'lq': batch['lq']}
+    for key, value in expected.items():
+        assert torch.equal(visuals[key], value), key
+    model.feed_data({'gt': batch['gt']})
+    model.test()
+    assert list(model.get_current_visuals()) == ['result', 'encoded', 'gt']
 
 
 def test_ema_by_hand_while_the_decoder_is_frozen_and_after(tmp_path, batch):

@@ -3,9 +3,11 @@
 A tiny auto-encoder (RRDB encoder with 16 features, RRDBNet decoder with 8) keeps each
 training step well under a second on a CPU.
 """
+import logging
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from copy import deepcopy
 from glob import glob
 from os import path as osp
@@ -95,6 +97,18 @@ def write_yml(path, opt) -> str:
 
 def read_log(exp_root) -> str:
     return ''.join(open(p).read() for p in sorted(glob(osp.join(exp_root, 'train_*.log'))))
+
+
+@contextmanager
+def basicsr_messages(caplog):
+    """Capture what BasicSR's root logger ('basicsr', which does not propagate) logs at INFO and above."""
+    caplog.set_level(logging.INFO, logger='basicsr')
+    logger = logging.getLogger('basicsr')
+    logger.addHandler(caplog.handler)
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
 
 
 # ---- end to end through train_pipeline -----------------------------------------------------
@@ -268,6 +282,30 @@ def test_pretrained_whole_autoencoder_loads_into_net_g_and_its_ema_copy(tmp_path
     assert same_tensors(model.net_g_ema.state_dict(), states[keys[-1]])
 
 
+def test_pretrained_whole_autoencoder_loads_strictly_unless_strict_load_g_is_false(tmp_path):
+    """path:pretrain_network_g honours path:strict_load_g and path:param_key_g; errors name those options."""
+    torch.manual_seed(10)
+    source = build_network(deepcopy(TINY_AE))
+    default_init_weights(source, 1)
+    state = source.state_dict()
+    del state['conv_last.1.bias']
+    path = str(tmp_path / 'partial.pth')
+    torch.save({'params': state}, path)
+    opt = model_options(tmp_path)
+    opt['path']['pretrain_network_g'] = path
+    with pytest.raises(ValueError, match=r"path:pretrain_network_g: '.*partial.pth' does not fit the configured "
+                                         r"network: 1 missing tensors \(first: \['conv_last.1.bias'\]\)"):
+        build_model(opt)
+    opt['path']['strict_load_g'] = False
+    model = build_model(opt)
+    for net in (model.get_bare_model(model.net_g), model.net_g_ema):  # the EMA copy from params too
+        loaded = net.state_dict()
+        assert all(torch.equal(loaded[k], v) for k, v in state.items())
+    opt['path'].update(strict_load_g=True, param_key_g='weights')
+    with pytest.raises(KeyError, match="path:param_key_g: 'weights' is not in"):
+        build_model(opt)
+
+
 PERCEPTUAL_OPT = {'type': 'PerceptualLoss', 'layer_weights': {'conv1_2': 0.5, 'conv2_2': 1.0}, 'vgg_type': 'vgg19',
                   'use_input_norm': True, 'range_norm': False, 'perceptual_weight': 0.3, 'style_weight': 0.2,
                   'criterion': 'l1'}
@@ -295,7 +333,7 @@ def test_perceptual_and_style_terms_are_logged_and_in_the_total(tmp_path, batch,
     assert model.log_dict['l_percep'] == pytest.approx(percep.item(), rel=1e-5)
 
 
-def test_decoder_frozen_for_the_whole_run_is_not_optimised(tmp_path, batch, stand_in_decoder):
+def test_decoder_frozen_for_the_whole_run_is_not_optimised(tmp_path, batch, stand_in_decoder, caplog):
     torch.manual_seed(0)
     opt = model_options(tmp_path, freeze_decoder_iters=-1)
     opt['path']['pretrain_network_decoder'] = stand_in_decoder
@@ -307,8 +345,11 @@ def test_decoder_frozen_for_the_whole_run_is_not_optimised(tmp_path, batch, stan
 
     encoder_before = [p.detach().clone() for p in encoder]
     model.feed_data(batch)
-    for it in range(1, 3):
-        model.optimize_parameters(it)
+    with basicsr_messages(caplog):
+        for it in range(1, 3):
+            model.optimize_parameters(it)
+    assert [r.getMessage() for r in caplog.records if 'the decoder' in r.getMessage()] == [
+        'Iter 1: the decoder is frozen until the end of the run.']  # said once, when it starts
     pretrained = torch.load(stand_in_decoder)['params']
     assert same_tensors(decoder_state(net.state_dict()), pretrained)
     assert same_tensors(decoder_state(model.net_g_ema.state_dict()), pretrained)
@@ -393,6 +434,16 @@ def test_validation_reports_hr_and_lr_metrics_and_saves_both_images(tmp_path, pa
     assert model.metric_results['psnr'] < model.metric_results['psnr_lr']
 
 
+class ScalarRecorder:
+    """Stands in for the tensorboard SummaryWriter that BasicSR passes as ``tb_logger``: records add_scalar."""
+
+    def __init__(self) -> None:
+        self.scalars = []
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        self.scalars.append((tag, value, step))
+
+
 def test_best_values_are_kept_per_dataset_in_the_direction_each_metric_names(tmp_path, paired_x4):
     """BasicSR's best-metric bookkeeping, for the D(E(HR)) metrics and their E(HR) copies alike: per dataset, the
     best value so far and its iteration (ties go to the later one), the maximum for ``better: higher`` (the default)
@@ -403,10 +454,14 @@ def test_best_values_are_kept_per_dataset_in_the_direction_each_metric_names(tmp
     torch.manual_seed(0)
     model = with_signal(build_model(opt))
     history = {'photos_val': [], 'photos_other': []}
+    tb_logger = ScalarRecorder()
+    expected_scalars = []
 
     def validate(dataset: str, it: int) -> None:
-        model.validation(val_loader(paired_x4, dataset), current_iter=it, tb_logger=None, save_img=False)
+        model.validation(val_loader(paired_x4, dataset), current_iter=it, tb_logger=tb_logger, save_img=False)
         history[dataset].append((it, dict(model.metric_results)))
+        expected_scalars.extend((f'metrics/{dataset}/{name}', value, it)
+                                for name, value in model.metric_results.items())
 
     validate('photos_val', 1)
     validate('photos_other', 1)
@@ -424,6 +479,7 @@ def test_best_values_are_kept_per_dataset_in_the_direction_each_metric_names(tmp
             sign = -1 if better == 'lower' else 1
             it, value = max(((it, results[name]) for it, results in rounds), key=lambda r: (sign * r[1], r[0]))
             assert best == {'better': better, 'val': value, 'iter': it}, (dataset, name)
+    assert tb_logger.scalars == expected_scalars  # every value, at its iteration
 
 
 def test_an_lr_copy_clashing_with_a_metric_name_is_named(tmp_path, paired_x4):
@@ -476,7 +532,7 @@ def test_current_visuals_are_the_images_of_the_last_test_pass(tmp_path, batch):
     assert list(model.get_current_visuals()) == ['result', 'encoded', 'gt']
 
 
-def test_ema_by_hand_while_the_decoder_is_frozen_and_after(tmp_path, batch):
+def test_ema_by_hand_while_the_decoder_is_frozen_and_after(tmp_path, batch, caplog):
     """EMA = d * EMA + (1 - d) * param for every tensor, except a frozen decoder's EMA copy, which stays as it
     is; validation (test) runs the EMA network."""
     decay = 0.9
@@ -490,7 +546,8 @@ def test_ema_by_hand_while_the_decoder_is_frozen_and_after(tmp_path, batch):
     model.feed_data(batch)
     for it in (1, 2):  # iteration 1: decoder frozen; iteration 2: it trains
         ema_before = {k: v.clone() for k, v in model.net_g_ema.state_dict().items()}
-        model.optimize_parameters(it)
+        with basicsr_messages(caplog):
+            model.optimize_parameters(it)
         params, ema = net.state_dict(), model.net_g_ema.state_dict()
         for key in ema:
             if key.startswith('decoder.') and it == 1:
@@ -498,6 +555,9 @@ def test_ema_by_hand_while_the_decoder_is_frozen_and_after(tmp_path, batch):
             else:
                 expected = decay * ema_before[key].double() + (1 - decay) * params[key].double()
                 assert torch.allclose(ema[key].double(), expected, rtol=1e-5, atol=1e-7), (it, key)
+    assert [r.getMessage() for r in caplog.records if 'the decoder' in r.getMessage()] == [
+        'Iter 1: the decoder is frozen until iteration 1.',
+        'Iter 2: the decoder trains from now on (train:freeze_decoder_iters=1).']
     model.test()
     with torch.no_grad():
         assert torch.equal(model.output, model.net_g_ema.eval()(batch['gt']))

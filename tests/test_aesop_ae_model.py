@@ -586,11 +586,17 @@ def test_batches_without_lq_and_without_gt(tmp_path, batch):
     model = build_model(model_options(tmp_path))
     model.feed_data({'gt': batch['gt']})  # no LR term: HR alone is enough
     assert model.lq is None and set(model.compute_losses()[1]) == {'l_pix'}
-    with pytest.raises(KeyError, match='the dataset must provide "gt"'):
+    with pytest.raises(KeyError, match=r'AESOPAEModel trains on HR images: the dataset must provide "gt" '
+                                       r'\(e.g. PairedImageDataset with dataroot_gt\)'):
         model.feed_data({'lq': batch['lq']})
     with_lr = build_model(model_options(tmp_path, lr_opt={'type': 'L1Loss', 'loss_weight': 1.0}))
     with_lr.feed_data({'gt': batch['gt']})
-    with pytest.raises(KeyError, match=r'train:lr_opt needs LR images \("lq"\)'):
+    with pytest.raises(KeyError, match=r'AESOPAEModel: train:lr_opt needs LR images \("lq"\) from the training '
+                                       r'dataset; use PairedImageDataset with dataroot_lq, or remove lr_opt'):
+        with_lr.compute_losses()
+    with_lr.feed_data({'gt': batch['gt'], 'lq': batch['lq'][..., :16, :16]})  # LR of another scale
+    with pytest.raises(ValueError, match=r'E\(HR\) has shape \(2, 3, 32, 32\) but the LR batch has \(2, 3, 16, 16\); '
+                                         'check scale and dataroot_lq'):
         with_lr.compute_losses()
 
 
@@ -599,7 +605,8 @@ def test_a_loss_returning_a_pair_counts_its_parts():
     a, b = torch.tensor(0.25), torch.tensor(0.5)
     assert _loss_value(a) is a
     assert _loss_value((a, None)).item() == 0.25 and _loss_value((a, b)).item() == 0.75
-    with pytest.raises(ValueError, match='a loss returned no value'):
+    with pytest.raises(ValueError, match=r'AESOPAEModel: a loss returned no value \(all parts are None\); check its '
+                                         'weights'):
         _loss_value((None, None))
 
 
@@ -619,8 +626,72 @@ def test_decoder_checkpoint_errors_name_the_option(tmp_path, stand_in_decoder):
         build_model(opt)
     opt['path']['param_key_decoder'] = 'params'
     opt['network_g']['decoder']['num_feat'] = 16
-    with pytest.raises(ValueError, match='path:pretrain_network_decoder: .*tiny_rrdbnet.pth.* does not fit'):
+    with pytest.raises(ValueError, match=r'path:pretrain_network_decoder: .*tiny_rrdbnet.pth.* does not fit.*'
+                                         r'Check network_g:decoder \(type, num_feat, num_block, num_grow_ch, scale\)'):
         build_model(opt)
+
+
+def test_decoder_checkpoint_loads_strictly_unless_strict_load_decoder_is_false(tmp_path):
+    torch.manual_seed(1)
+    decoder = RRDBNet(**{k: v for k, v in TINY_DECODER.items() if k != 'type'})
+    state = decoder.state_dict()
+    del state['conv_last.bias']
+    path = str(tmp_path / 'partial_decoder.pth')
+    torch.save({'params': state}, path)
+    opt = model_options(tmp_path)
+    opt['path']['pretrain_network_decoder'] = path
+    with pytest.raises(ValueError, match=r"path:pretrain_network_decoder: .* 1 missing tensors \(first: "
+                                         r"\['conv_last.bias'\]\)"):
+        build_model(opt)
+    opt['path']['strict_load_decoder'] = False
+    model = build_model(opt)
+    loaded = model.get_bare_model(model.net_g).decoder.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
+
+
+def test_resuming_takes_the_decoder_from_the_resumed_net_g_not_the_decoder_checkpoint(tmp_path, stand_in_decoder,
+                                                                                     caplog):
+    """train.py points path:pretrain_network_g at the latest net_g when resuming, with resume_state set: its decoder
+    (possibly trained since) must not be overwritten by path:pretrain_network_decoder."""
+    torch.manual_seed(3)
+    resumed = build_network(deepcopy(TINY_AE))
+    default_init_weights(resumed, 1)
+    path = str(tmp_path / 'net_g_2.pth')
+    torch.save({'params': resumed.state_dict(), 'params_ema': resumed.state_dict()}, path)
+    opt = model_options(tmp_path)
+    opt['path'].update(pretrain_network_g=path, pretrain_network_decoder=stand_in_decoder,
+                       resume_state=str(tmp_path / '2.state'))
+    with basicsr_messages(caplog):
+        model = build_model(opt)
+    for net in (model.get_bare_model(model.net_g), model.net_g_ema):
+        assert same_tensors(net.state_dict(), resumed.state_dict())
+    assert 'Resuming: the decoder comes from the resumed net_g checkpoint, not from path:pretrain_network_decoder.' \
+        in caplog.messages
+
+
+@pytest.mark.parametrize('freeze, weights, expected', [
+    (0, None, []),
+    (2, None, ['The decoder is frozen for iterations 1-2 (train:freeze_decoder_iters).']),
+    (-1, None, ['The decoder is not optimised; the optimizer holds the encoder only.',
+                'The decoder is frozen for the whole run (train:freeze_decoder_iters < 0).',
+                'The decoder is frozen but no pretrained weights were given for it (path:pretrain_network_decoder); '
+                'it stays randomly initialised.']),
+    (-1, 'decoder', ['The decoder is not optimised; the optimizer holds the encoder only.',
+                     'The decoder is frozen for the whole run (train:freeze_decoder_iters < 0).']),
+    (-1, 'whole', ['The decoder is not optimised; the optimizer holds the encoder only.',
+                   'The decoder is frozen for the whole run (train:freeze_decoder_iters < 0).']),
+])
+def test_freezing_is_announced_and_a_frozen_random_decoder_warned_about(tmp_path, stand_in_decoder, caplog, freeze,
+                                                                        weights, expected):
+    opt = model_options(tmp_path, freeze_decoder_iters=freeze)
+    if weights == 'decoder':
+        opt['path']['pretrain_network_decoder'] = stand_in_decoder
+    elif weights == 'whole':
+        opt['path']['pretrain_network_g'] = str(tmp_path / 'ae.pth')
+        torch.save({'params': build_network(deepcopy(TINY_AE)).state_dict()}, opt['path']['pretrain_network_g'])
+    with basicsr_messages(caplog):
+        build_model(opt)
+    assert [m for m in caplog.messages if m.startswith('The decoder')] == expected
 
 
 @pytest.mark.parametrize('change, message', [

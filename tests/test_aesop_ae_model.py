@@ -514,6 +514,15 @@ def test_testing_saves_both_images_under_the_dataset_with_the_suffix_or_the_run_
             assert saved is not None and np.abs(saved.astype(int) - image.astype(int)).max() <= 1, (stem, tag)
 
 
+def test_testing_loads_the_decoder_checkpoint_too(tmp_path, stand_in_decoder):
+    opt = model_options(tmp_path)
+    opt['is_train'] = False
+    opt['path']['pretrain_network_decoder'] = stand_in_decoder
+    model = build_model(opt)
+    assert same_tensors(decoder_state(model.get_bare_model(model.net_g).state_dict()),
+                        torch.load(stand_in_decoder)['params'])
+
+
 def test_current_visuals_are_the_images_of_the_last_test_pass(tmp_path, batch):
     torch.manual_seed(0)
     model = with_signal(build_model(model_options(tmp_path)))
@@ -575,10 +584,11 @@ def test_without_ema_training_and_validation_use_net_g(tmp_path, batch):
         assert torch.equal(model.output, model.get_bare_model(model.net_g).eval()(batch['gt']))
 
 
-@pytest.mark.parametrize('freeze, frozen_iters', [(0, []), (2, [1, 2]), (-1, [1, 2, 3, 4, 5])])
+@pytest.mark.parametrize('freeze, frozen_iters', [(None, []), (0, []), (2, [1, 2]), (-1, [1, 2, 3, 4, 5])])
 def test_decoder_frozen_at_follows_freeze_decoder_iters(tmp_path, freeze, frozen_iters):
-    """0 never freezes, N freezes iterations 1..N, a negative value the whole run (iterations are 1-based)."""
-    model = build_model(model_options(tmp_path, freeze_decoder_iters=freeze))
+    """0 (the default) never freezes, N freezes iterations 1..N, a negative value the whole run (1-based)."""
+    options = model_options(tmp_path) if freeze is None else model_options(tmp_path, freeze_decoder_iters=freeze)
+    model = build_model(options)
     assert [it for it in range(1, 6) if model.decoder_frozen_at(it)] == frozen_iters
 
 
@@ -615,7 +625,8 @@ def test_a_loss_returning_a_pair_counts_its_parts():
 def test_whole_ae_and_decoder_checkpoints_together_are_an_error(tmp_path, stand_in_decoder):
     opt = model_options(tmp_path)
     opt['path'].update(pretrain_network_g=stand_in_decoder, pretrain_network_decoder=stand_in_decoder)
-    with pytest.raises(ValueError, match='path:pretrain_network_g .* path:pretrain_network_decoder'):
+    with pytest.raises(ValueError, match=r'AESOPAEModel: path:pretrain_network_g \(a whole auto-encoder, .* '
+                                         r'path:pretrain_network_decoder .* are both set; set one of them to ~'):
         build_model(opt)
 
 
@@ -671,6 +682,7 @@ def test_resuming_takes_the_decoder_from_the_resumed_net_g_not_the_decoder_check
 
 @pytest.mark.parametrize('freeze, weights, expected', [
     (0, None, []),
+    (1, None, ['The decoder is frozen for iterations 1-1 (train:freeze_decoder_iters).']),
     (2, None, ['The decoder is frozen for iterations 1-2 (train:freeze_decoder_iters).']),
     (-1, None, ['The decoder is not optimised; the optimizer holds the encoder only.',
                 'The decoder is frozen for the whole run (train:freeze_decoder_iters < 0).',
@@ -695,11 +707,17 @@ def test_freezing_is_announced_and_a_frozen_random_decoder_warned_about(tmp_path
 
 
 @pytest.mark.parametrize('change, message', [
-    (lambda opt: opt['train'].pop('pixel_opt'), 'train:pixel_opt is required'),
+    (lambda opt: opt['train'].pop('pixel_opt'), r'AESOPAEModel: train:pixel_opt is required \(the reconstruction '
+                                                r'loss between D\(E\(HR\)\) and HR; the paper uses L1Loss'),
     (lambda opt: opt['train'].update(freeze_decoder_iters='100k'), 'train:freeze_decoder_iters must be an integer'),
     (lambda opt: (opt['train'].update(lr_opt={'type': 'L1Loss'}), opt['network_g'].update(encoder_type='area')),
-     'train:lr_opt is set but network_g:encoder_type'),
-    (lambda opt: opt['network_g'].update(type='RRDBNet'), 'network_g:type is .RRDBNet.'),
+     "train:lr_opt is set but network_g:encoder_type is 'area', a fixed downsampler with no parameters for the LR "
+     'term to train; remove lr_opt'),
+    (lambda opt: opt['network_g'].update(type='RRDBNet'), "network_g:type is 'RRDBNet'; it must be an auto-encoder "
+                                                          'with encode/decode and a decoder submodule, e.g. '
+                                                          'AESOPAutoEncoder'),
+    (lambda opt: opt['network_g'].update(type='NoSuchNet'), "network_g:type is 'NoSuchNet'; it must be"),
+    (lambda opt: opt.pop('network_g'), 'network_g:type is None; it must be'),
 ])
 def test_inconsistent_options_fail_before_building(tmp_path, change, message):
     opt = model_options(tmp_path)

@@ -3,9 +3,11 @@
 A tiny auto-encoder (RRDB encoder with 16 features, RRDBNet decoder with 8) keeps each
 training step well under a second on a CPU.
 """
+import logging
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from copy import deepcopy
 from glob import glob
 from os import path as osp
@@ -14,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 from basicsr.archs import build_network
 from basicsr.archs.arch_util import default_init_weights
@@ -94,6 +97,18 @@ def write_yml(path, opt) -> str:
 
 def read_log(exp_root) -> str:
     return ''.join(open(p).read() for p in sorted(glob(osp.join(exp_root, 'train_*.log'))))
+
+
+@contextmanager
+def basicsr_messages(caplog):
+    """Capture what BasicSR's root logger ('basicsr', which does not propagate) logs at INFO and above."""
+    caplog.set_level(logging.INFO, logger='basicsr')
+    logger = logging.getLogger('basicsr')
+    logger.addHandler(caplog.handler)
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
 
 
 # ---- end to end through train_pipeline -----------------------------------------------------
@@ -267,6 +282,30 @@ def test_pretrained_whole_autoencoder_loads_into_net_g_and_its_ema_copy(tmp_path
     assert same_tensors(model.net_g_ema.state_dict(), states[keys[-1]])
 
 
+def test_pretrained_whole_autoencoder_loads_strictly_unless_strict_load_g_is_false(tmp_path):
+    """path:pretrain_network_g honours path:strict_load_g and path:param_key_g; errors name those options."""
+    torch.manual_seed(10)
+    source = build_network(deepcopy(TINY_AE))
+    default_init_weights(source, 1)
+    state = source.state_dict()
+    del state['conv_last.1.bias']
+    path = str(tmp_path / 'partial.pth')
+    torch.save({'params': state}, path)
+    opt = model_options(tmp_path)
+    opt['path']['pretrain_network_g'] = path
+    with pytest.raises(ValueError, match=r"path:pretrain_network_g: '.*partial.pth' does not fit the configured "
+                                         r"network: 1 missing tensors \(first: \['conv_last.1.bias'\]\)"):
+        build_model(opt)
+    opt['path']['strict_load_g'] = False
+    model = build_model(opt)
+    for net in (model.get_bare_model(model.net_g), model.net_g_ema):  # the EMA copy from params too
+        loaded = net.state_dict()
+        assert all(torch.equal(loaded[k], v) for k, v in state.items())
+    opt['path'].update(strict_load_g=True, param_key_g='weights')
+    with pytest.raises(KeyError, match="path:param_key_g: 'weights' is not in"):
+        build_model(opt)
+
+
 PERCEPTUAL_OPT = {'type': 'PerceptualLoss', 'layer_weights': {'conv1_2': 0.5, 'conv2_2': 1.0}, 'vgg_type': 'vgg19',
                   'use_input_norm': True, 'range_norm': False, 'perceptual_weight': 0.3, 'style_weight': 0.2,
                   'criterion': 'l1'}
@@ -294,7 +333,7 @@ def test_perceptual_and_style_terms_are_logged_and_in_the_total(tmp_path, batch,
     assert model.log_dict['l_percep'] == pytest.approx(percep.item(), rel=1e-5)
 
 
-def test_decoder_frozen_for_the_whole_run_is_not_optimised(tmp_path, batch, stand_in_decoder):
+def test_decoder_frozen_for_the_whole_run_is_not_optimised(tmp_path, batch, stand_in_decoder, caplog):
     torch.manual_seed(0)
     opt = model_options(tmp_path, freeze_decoder_iters=-1)
     opt['path']['pretrain_network_decoder'] = stand_in_decoder
@@ -306,8 +345,11 @@ def test_decoder_frozen_for_the_whole_run_is_not_optimised(tmp_path, batch, stan
 
     encoder_before = [p.detach().clone() for p in encoder]
     model.feed_data(batch)
-    for it in range(1, 3):
-        model.optimize_parameters(it)
+    with basicsr_messages(caplog):
+        for it in range(1, 3):
+            model.optimize_parameters(it)
+    assert [r.getMessage() for r in caplog.records if 'the decoder' in r.getMessage()] == [
+        'Iter 1: the decoder is frozen until the end of the run.']  # said once, when it starts
     pretrained = torch.load(stand_in_decoder)['params']
     assert same_tensors(decoder_state(net.state_dict()), pretrained)
     assert same_tensors(decoder_state(model.net_g_ema.state_dict()), pretrained)
@@ -350,20 +392,28 @@ def test_frozen_decoder_trains_under_distributed_data_parallel(tmp_path, batch, 
         dist.destroy_process_group()
 
 
-def test_validation_reports_hr_and_lr_metrics_and_saves_both_images(tmp_path, paired_x4):
-    """With the fixed ``area`` encoder E(HR) is close to the bicubic LR, so ``psnr_lr`` is a real number to check."""
+def val_loader(paired, name: str = 'photos_val'):
+    """BasicSR's validation loader over the two paired validation photos."""
+    dataset_opt = {'name': name, 'type': 'PairedImageDataset', 'phase': 'val', 'scale': 4,
+                   'dataroot_gt': paired['val']['gt'], 'dataroot_lq': paired['val']['lq'],
+                   'io_backend': {'type': 'disk'}}
+    return build_dataloader(build_dataset(dataset_opt), dataset_opt, num_gpu=0, dist=False)
+
+
+@pytest.mark.parametrize('scale_in_opt', [True, False])
+def test_validation_reports_hr_and_lr_metrics_and_saves_both_images(tmp_path, paired_x4, scale_in_opt):
+    """With the fixed ``area`` encoder E(HR) is close to the bicubic LR, so ``psnr_lr`` is a real number to check.
+    The LR crop border is divided by the scale: the option file's ``scale``, else the auto-encoder's."""
     network = dict(TINY_AE, encoder_type='area')
     opt = model_options(tmp_path, network=network)
+    if not scale_in_opt:
+        del opt['scale']
     opt['val'] = {'save_img': True, 'metrics': {
         'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True},
         'ssim': {'type': 'calculate_ssim', 'crop_border': 4, 'test_y_channel': True}}}
     torch.manual_seed(0)
     model = build_model(opt)
-    dataset_opt = {'name': 'photos_val', 'type': 'PairedImageDataset', 'phase': 'val', 'scale': 4,
-                   'dataroot_gt': paired_x4['val']['gt'], 'dataroot_lq': paired_x4['val']['lq'],
-                   'io_backend': {'type': 'disk'}}
-    loader = build_dataloader(build_dataset(dataset_opt), dataset_opt, num_gpu=0, dist=False)
-    model.validation(loader, current_iter=7, tb_logger=None, save_img=True)
+    model.validation(val_loader(paired_x4), current_iter=7, tb_logger=None, save_img=True)
 
     expected = {name: [] for name in ('psnr', 'ssim', 'psnr_lr', 'ssim_lr')}
     for name in sorted(os.listdir(paired_x4['val']['gt'])):
@@ -384,7 +434,114 @@ def test_validation_reports_hr_and_lr_metrics_and_saves_both_images(tmp_path, pa
     assert model.metric_results['psnr'] < model.metric_results['psnr_lr']
 
 
-def test_ema_by_hand_while_the_decoder_is_frozen_and_after(tmp_path, batch):
+class ScalarRecorder:
+    """Stands in for the tensorboard SummaryWriter that BasicSR passes as ``tb_logger``: records add_scalar."""
+
+    def __init__(self) -> None:
+        self.scalars = []
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        self.scalars.append((tag, value, step))
+
+
+def test_best_values_are_kept_per_dataset_in_the_direction_each_metric_names(tmp_path, paired_x4):
+    """BasicSR's best-metric bookkeeping, for the D(E(HR)) metrics and their E(HR) copies alike: per dataset, the
+    best value so far and its iteration (ties go to the later one), the maximum for ``better: higher`` (the default)
+    and the minimum for ``better: lower`` (PSNR marked so here only to exercise that branch)."""
+    opt = model_options(tmp_path, network=dict(TINY_AE, encoder_type='area'))
+    opt['val'] = {'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4},
+                              'psnr_low': {'type': 'calculate_psnr', 'crop_border': 4, 'better': 'lower'}}}
+    torch.manual_seed(0)
+    model = with_signal(build_model(opt))
+    history = {'photos_val': [], 'photos_other': []}
+    tb_logger = ScalarRecorder()
+    expected_scalars = []
+
+    def validate(dataset: str, it: int) -> None:
+        model.validation(val_loader(paired_x4, dataset), current_iter=it, tb_logger=tb_logger, save_img=False)
+        history[dataset].append((it, dict(model.metric_results)))
+        expected_scalars.extend((f'metrics/{dataset}/{name}', value, it)
+                                for name, value in model.metric_results.items())
+
+    validate('photos_val', 1)
+    validate('photos_other', 1)
+    with torch.no_grad():  # validation runs the EMA network: another decoder for the next round
+        for p in model.net_g_ema.decoder.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    validate('photos_val', 2)
+    # so for one of psnr and psnr_low the second round is worse, and the best must stay at the first
+    assert abs(history['photos_val'][1][1]['psnr'] - history['photos_val'][0][1]['psnr']) > 0.1
+
+    for dataset, rounds in history.items():
+        assert set(model.best_metric_results[dataset]) == {'psnr', 'psnr_low', 'psnr_lr', 'psnr_low_lr'}
+        for name, best in model.best_metric_results[dataset].items():
+            better = 'lower' if name.startswith('psnr_low') else 'higher'
+            sign = -1 if better == 'lower' else 1
+            it, value = max(((it, results[name]) for it, results in rounds), key=lambda r: (sign * r[1], r[0]))
+            assert best == {'better': better, 'val': value, 'iter': it}, (dataset, name)
+    assert tb_logger.scalars == expected_scalars  # every value, at its iteration
+
+
+def test_an_lr_copy_clashing_with_a_metric_name_is_named(tmp_path, paired_x4):
+    opt = model_options(tmp_path)
+    opt['val'] = {'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4},
+                              'psnr_lr': {'type': 'calculate_psnr', 'crop_border': 1}}}
+    model = build_model(opt)
+    with pytest.raises(ValueError, match='val:metrics:psnr_lr clashes with the LR copy of psnr; rename it'):
+        model.validation(val_loader(paired_x4), current_iter=1, tb_logger=None, save_img=False)
+
+
+@pytest.mark.parametrize('suffix', [None, 'aesop'])
+def test_testing_saves_both_images_under_the_dataset_with_the_suffix_or_the_run_name(tmp_path, paired_x4, suffix):
+    """Outside training (basicsr.test), images go to visualization/<dataset>/<image>_<suffix>[_lr].png, the suffix
+    defaulting to the run's name; E(HR) of the area encoder is the box average of HR."""
+    opt = model_options(tmp_path, network=dict(TINY_AE, encoder_type='area'))
+    opt.update(is_train=False, name='ae_test')
+    opt['val'] = {'suffix': suffix, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4}}}
+    torch.manual_seed(0)
+    model = build_model(opt)
+    net = model.get_bare_model(model.net_g)
+    model.validation(val_loader(paired_x4), current_iter='test', tb_logger=None, save_img=True)
+    for name in sorted(os.listdir(paired_x4['val']['gt'])):
+        stem = osp.splitext(name)[0]
+        hr = cv2.imread(osp.join(paired_x4['val']['gt'], name)).astype(np.float32) / 255.
+        x = torch.from_numpy(hr[..., ::-1].transpose(2, 0, 1).copy())[None]
+        with torch.no_grad():
+            expected = {'': tensor2img(net(x)), '_lr': tensor2img(F.avg_pool2d(x, 4))}
+        for tag, image in expected.items():
+            file = f'{stem}_{suffix or "ae_test"}{tag}.png'
+            saved = cv2.imread(osp.join(opt['path']['visualization'], 'photos_val', file))
+            assert saved is not None and np.abs(saved.astype(int) - image.astype(int)).max() <= 1, (stem, tag)
+
+
+def test_testing_loads_the_decoder_checkpoint_too(tmp_path, stand_in_decoder):
+    opt = model_options(tmp_path)
+    opt['is_train'] = False
+    opt['path']['pretrain_network_decoder'] = stand_in_decoder
+    model = build_model(opt)
+    assert same_tensors(decoder_state(model.get_bare_model(model.net_g).state_dict()),
+                        torch.load(stand_in_decoder)['params'])
+
+
+def test_current_visuals_are_the_images_of_the_last_test_pass(tmp_path, batch):
+    torch.manual_seed(0)
+    model = with_signal(build_model(model_options(tmp_path)))
+    model.feed_data(batch)
+    model.test()
+    visuals = model.get_current_visuals()
+    assert list(visuals) == ['result', 'encoded', 'gt', 'lq']
+    with torch.no_grad():
+        net = model.net_g_ema.eval()
+        expected = {'result': net(batch['gt']), 'encoded': net.encode(batch['gt']), 'gt': batch['gt'],
+                    'lq': batch['lq']}
+    for key, value in expected.items():
+        assert torch.equal(visuals[key], value), key
+    model.feed_data({'gt': batch['gt']})
+    model.test()
+    assert list(model.get_current_visuals()) == ['result', 'encoded', 'gt']
+
+
+def test_ema_by_hand_while_the_decoder_is_frozen_and_after(tmp_path, batch, caplog):
     """EMA = d * EMA + (1 - d) * param for every tensor, except a frozen decoder's EMA copy, which stays as it
     is; validation (test) runs the EMA network."""
     decay = 0.9
@@ -398,7 +555,8 @@ def test_ema_by_hand_while_the_decoder_is_frozen_and_after(tmp_path, batch):
     model.feed_data(batch)
     for it in (1, 2):  # iteration 1: decoder frozen; iteration 2: it trains
         ema_before = {k: v.clone() for k, v in model.net_g_ema.state_dict().items()}
-        model.optimize_parameters(it)
+        with basicsr_messages(caplog):
+            model.optimize_parameters(it)
         params, ema = net.state_dict(), model.net_g_ema.state_dict()
         for key in ema:
             if key.startswith('decoder.') and it == 1:
@@ -406,6 +564,9 @@ def test_ema_by_hand_while_the_decoder_is_frozen_and_after(tmp_path, batch):
             else:
                 expected = decay * ema_before[key].double() + (1 - decay) * params[key].double()
                 assert torch.allclose(ema[key].double(), expected, rtol=1e-5, atol=1e-7), (it, key)
+    assert [r.getMessage() for r in caplog.records if 'the decoder' in r.getMessage()] == [
+        'Iter 1: the decoder is frozen until iteration 1.',
+        'Iter 2: the decoder trains from now on (train:freeze_decoder_iters=1).']
     model.test()
     with torch.no_grad():
         assert torch.equal(model.output, model.net_g_ema.eval()(batch['gt']))
@@ -423,10 +584,11 @@ def test_without_ema_training_and_validation_use_net_g(tmp_path, batch):
         assert torch.equal(model.output, model.get_bare_model(model.net_g).eval()(batch['gt']))
 
 
-@pytest.mark.parametrize('freeze, frozen_iters', [(0, []), (2, [1, 2]), (-1, [1, 2, 3, 4, 5])])
+@pytest.mark.parametrize('freeze, frozen_iters', [(None, []), (0, []), (2, [1, 2]), (-1, [1, 2, 3, 4, 5])])
 def test_decoder_frozen_at_follows_freeze_decoder_iters(tmp_path, freeze, frozen_iters):
-    """0 never freezes, N freezes iterations 1..N, a negative value the whole run (iterations are 1-based)."""
-    model = build_model(model_options(tmp_path, freeze_decoder_iters=freeze))
+    """0 (the default) never freezes, N freezes iterations 1..N, a negative value the whole run (1-based)."""
+    options = model_options(tmp_path) if freeze is None else model_options(tmp_path, freeze_decoder_iters=freeze)
+    model = build_model(options)
     assert [it for it in range(1, 6) if model.decoder_frozen_at(it)] == frozen_iters
 
 
@@ -434,11 +596,17 @@ def test_batches_without_lq_and_without_gt(tmp_path, batch):
     model = build_model(model_options(tmp_path))
     model.feed_data({'gt': batch['gt']})  # no LR term: HR alone is enough
     assert model.lq is None and set(model.compute_losses()[1]) == {'l_pix'}
-    with pytest.raises(KeyError, match='the dataset must provide "gt"'):
+    with pytest.raises(KeyError, match=r'AESOPAEModel trains on HR images: the dataset must provide "gt" '
+                                       r'\(e.g. PairedImageDataset with dataroot_gt\)'):
         model.feed_data({'lq': batch['lq']})
     with_lr = build_model(model_options(tmp_path, lr_opt={'type': 'L1Loss', 'loss_weight': 1.0}))
     with_lr.feed_data({'gt': batch['gt']})
-    with pytest.raises(KeyError, match=r'train:lr_opt needs LR images \("lq"\)'):
+    with pytest.raises(KeyError, match=r'AESOPAEModel: train:lr_opt needs LR images \("lq"\) from the training '
+                                       r'dataset; use PairedImageDataset with dataroot_lq, or remove lr_opt'):
+        with_lr.compute_losses()
+    with_lr.feed_data({'gt': batch['gt'], 'lq': batch['lq'][..., :16, :16]})  # LR of another scale
+    with pytest.raises(ValueError, match=r'E\(HR\) has shape \(2, 3, 32, 32\) but the LR batch has \(2, 3, 16, 16\); '
+                                         'check scale and dataroot_lq'):
         with_lr.compute_losses()
 
 
@@ -447,7 +615,8 @@ def test_a_loss_returning_a_pair_counts_its_parts():
     a, b = torch.tensor(0.25), torch.tensor(0.5)
     assert _loss_value(a) is a
     assert _loss_value((a, None)).item() == 0.25 and _loss_value((a, b)).item() == 0.75
-    with pytest.raises(ValueError, match='a loss returned no value'):
+    with pytest.raises(ValueError, match=r'AESOPAEModel: a loss returned no value \(all parts are None\); check its '
+                                         'weights'):
         _loss_value((None, None))
 
 
@@ -456,7 +625,8 @@ def test_a_loss_returning_a_pair_counts_its_parts():
 def test_whole_ae_and_decoder_checkpoints_together_are_an_error(tmp_path, stand_in_decoder):
     opt = model_options(tmp_path)
     opt['path'].update(pretrain_network_g=stand_in_decoder, pretrain_network_decoder=stand_in_decoder)
-    with pytest.raises(ValueError, match='path:pretrain_network_g .* path:pretrain_network_decoder'):
+    with pytest.raises(ValueError, match=r'AESOPAEModel: path:pretrain_network_g \(a whole auto-encoder, .* '
+                                         r'path:pretrain_network_decoder .* are both set; set one of them to ~'):
         build_model(opt)
 
 
@@ -467,16 +637,87 @@ def test_decoder_checkpoint_errors_name_the_option(tmp_path, stand_in_decoder):
         build_model(opt)
     opt['path']['param_key_decoder'] = 'params'
     opt['network_g']['decoder']['num_feat'] = 16
-    with pytest.raises(ValueError, match='path:pretrain_network_decoder: .*tiny_rrdbnet.pth.* does not fit'):
+    with pytest.raises(ValueError, match=r'path:pretrain_network_decoder: .*tiny_rrdbnet.pth.* does not fit.*'
+                                         r'Check network_g:decoder \(type, num_feat, num_block, num_grow_ch, scale\)'):
         build_model(opt)
 
 
+def test_decoder_checkpoint_loads_strictly_unless_strict_load_decoder_is_false(tmp_path):
+    torch.manual_seed(1)
+    decoder = RRDBNet(**{k: v for k, v in TINY_DECODER.items() if k != 'type'})
+    state = decoder.state_dict()
+    del state['conv_last.bias']
+    path = str(tmp_path / 'partial_decoder.pth')
+    torch.save({'params': state}, path)
+    opt = model_options(tmp_path)
+    opt['path']['pretrain_network_decoder'] = path
+    with pytest.raises(ValueError, match=r"path:pretrain_network_decoder: .* 1 missing tensors \(first: "
+                                         r"\['conv_last.bias'\]\)"):
+        build_model(opt)
+    opt['path']['strict_load_decoder'] = False
+    model = build_model(opt)
+    loaded = model.get_bare_model(model.net_g).decoder.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
+
+
+def test_resuming_takes_the_decoder_from_the_resumed_net_g_not_the_decoder_checkpoint(tmp_path, stand_in_decoder,
+                                                                                     caplog):
+    """train.py points path:pretrain_network_g at the latest net_g when resuming, with resume_state set: its decoder
+    (possibly trained since) must not be overwritten by path:pretrain_network_decoder."""
+    torch.manual_seed(3)
+    resumed = build_network(deepcopy(TINY_AE))
+    default_init_weights(resumed, 1)
+    path = str(tmp_path / 'net_g_2.pth')
+    torch.save({'params': resumed.state_dict(), 'params_ema': resumed.state_dict()}, path)
+    opt = model_options(tmp_path)
+    opt['path'].update(pretrain_network_g=path, pretrain_network_decoder=stand_in_decoder,
+                       resume_state=str(tmp_path / '2.state'))
+    with basicsr_messages(caplog):
+        model = build_model(opt)
+    for net in (model.get_bare_model(model.net_g), model.net_g_ema):
+        assert same_tensors(net.state_dict(), resumed.state_dict())
+    assert 'Resuming: the decoder comes from the resumed net_g checkpoint, not from path:pretrain_network_decoder.' \
+        in caplog.messages
+
+
+@pytest.mark.parametrize('freeze, weights, expected', [
+    (0, None, []),
+    (1, None, ['The decoder is frozen for iterations 1-1 (train:freeze_decoder_iters).']),
+    (2, None, ['The decoder is frozen for iterations 1-2 (train:freeze_decoder_iters).']),
+    (-1, None, ['The decoder is not optimised; the optimizer holds the encoder only.',
+                'The decoder is frozen for the whole run (train:freeze_decoder_iters < 0).',
+                'The decoder is frozen but no pretrained weights were given for it (path:pretrain_network_decoder); '
+                'it stays randomly initialised.']),
+    (-1, 'decoder', ['The decoder is not optimised; the optimizer holds the encoder only.',
+                     'The decoder is frozen for the whole run (train:freeze_decoder_iters < 0).']),
+    (-1, 'whole', ['The decoder is not optimised; the optimizer holds the encoder only.',
+                   'The decoder is frozen for the whole run (train:freeze_decoder_iters < 0).']),
+])
+def test_freezing_is_announced_and_a_frozen_random_decoder_warned_about(tmp_path, stand_in_decoder, caplog, freeze,
+                                                                        weights, expected):
+    opt = model_options(tmp_path, freeze_decoder_iters=freeze)
+    if weights == 'decoder':
+        opt['path']['pretrain_network_decoder'] = stand_in_decoder
+    elif weights == 'whole':
+        opt['path']['pretrain_network_g'] = str(tmp_path / 'ae.pth')
+        torch.save({'params': build_network(deepcopy(TINY_AE)).state_dict()}, opt['path']['pretrain_network_g'])
+    with basicsr_messages(caplog):
+        build_model(opt)
+    assert [m for m in caplog.messages if m.startswith('The decoder')] == expected
+
+
 @pytest.mark.parametrize('change, message', [
-    (lambda opt: opt['train'].pop('pixel_opt'), 'train:pixel_opt is required'),
+    (lambda opt: opt['train'].pop('pixel_opt'), r'AESOPAEModel: train:pixel_opt is required \(the reconstruction '
+                                                r'loss between D\(E\(HR\)\) and HR; the paper uses L1Loss'),
     (lambda opt: opt['train'].update(freeze_decoder_iters='100k'), 'train:freeze_decoder_iters must be an integer'),
     (lambda opt: (opt['train'].update(lr_opt={'type': 'L1Loss'}), opt['network_g'].update(encoder_type='area')),
-     'train:lr_opt is set but network_g:encoder_type'),
-    (lambda opt: opt['network_g'].update(type='RRDBNet'), 'network_g:type is .RRDBNet.'),
+     "train:lr_opt is set but network_g:encoder_type is 'area', a fixed downsampler with no parameters for the LR "
+     'term to train; remove lr_opt'),
+    (lambda opt: opt['network_g'].update(type='RRDBNet'), "network_g:type is 'RRDBNet'; it must be an auto-encoder "
+                                                          'with encode/decode and a decoder submodule, e.g. '
+                                                          'AESOPAutoEncoder'),
+    (lambda opt: opt['network_g'].update(type='NoSuchNet'), "network_g:type is 'NoSuchNet'; it must be"),
+    (lambda opt: opt.pop('network_g'), 'network_g:type is None; it must be'),
 ])
 def test_inconsistent_options_fail_before_building(tmp_path, change, message):
     opt = model_options(tmp_path)

@@ -188,6 +188,22 @@ def test_everything_but_the_ldl_term_is_esrgan():
     assert not all(torch.equal(a, b) for a, b in zip(esrgan.net_g.parameters(), ldl_on.net_g.parameters()))
 
 
+def test_without_pixel_and_ldl_terms_it_steps_as_esrgan():
+    """No pixel_opt and no ldl_opt (a GAN-only generator loss, which BasicSR 1.4.2 allows): cri_pix is None, and one
+    step is ESRGANModel's."""
+    esrgan = build('ESRGANModel', pixel_opt=None, ldl_opt=None)
+    model = build(pixel_opt=None, ldl_opt=None)
+    assert model.cri_pix is None
+    batch = artifact_batch(esrgan)
+    for m in (esrgan, model):
+        m.feed_data(batch)
+        m.optimize_parameters(1)
+    for name in ('net_g', 'net_d'):
+        expected, got = getattr(esrgan, name).state_dict(), getattr(model, name).state_dict()
+        assert all(torch.equal(expected[key], got[key]) for key in expected), name
+    assert model.log_dict == esrgan.log_dict and 'l_g_pix' not in model.log_dict
+
+
 def test_ldl_without_ema_decay_is_a_clear_error():
     with pytest.raises(ValueError, match=r'train:ldl_opt .*train:ema_decay is 0;'):
         build(ema_decay=0)

@@ -282,15 +282,19 @@ def test_pretrained_whole_autoencoder_loads_into_net_g_and_its_ema_copy(tmp_path
     assert same_tensors(model.net_g_ema.state_dict(), states[keys[-1]])
 
 
+def save_without(state, missing: str, path: str):
+    """Save ``state`` less one tensor under ``params``, as a checkpoint that a strict load must refuse."""
+    del state[missing]
+    torch.save({'params': state}, path)
+    return state, path
+
+
 def test_pretrained_whole_autoencoder_loads_strictly_unless_strict_load_g_is_false(tmp_path):
     """path:pretrain_network_g honours path:strict_load_g and path:param_key_g; errors name those options."""
     torch.manual_seed(10)
     source = build_network(deepcopy(TINY_AE))
     default_init_weights(source, 1)
-    state = source.state_dict()
-    del state['conv_last.1.bias']
-    path = str(tmp_path / 'partial.pth')
-    torch.save({'params': state}, path)
+    state, path = save_without(source.state_dict(), 'conv_last.1.bias', str(tmp_path / 'partial.pth'))
     opt = model_options(tmp_path)
     opt['path']['pretrain_network_g'] = path
     with pytest.raises(ValueError, match=r"path:pretrain_network_g: '.*partial.pth' does not fit the configured "
@@ -645,10 +649,7 @@ def test_decoder_checkpoint_errors_name_the_option(tmp_path, stand_in_decoder):
 def test_decoder_checkpoint_loads_strictly_unless_strict_load_decoder_is_false(tmp_path):
     torch.manual_seed(1)
     decoder = RRDBNet(**{k: v for k, v in TINY_DECODER.items() if k != 'type'})
-    state = decoder.state_dict()
-    del state['conv_last.bias']
-    path = str(tmp_path / 'partial_decoder.pth')
-    torch.save({'params': state}, path)
+    state, path = save_without(decoder.state_dict(), 'conv_last.bias', str(tmp_path / 'partial_decoder.pth'))
     opt = model_options(tmp_path)
     opt['path']['pretrain_network_decoder'] = path
     with pytest.raises(ValueError, match=r"path:pretrain_network_decoder: .* 1 missing tensors \(first: "

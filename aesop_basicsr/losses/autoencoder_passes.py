@@ -10,8 +10,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor, nn
 
-from aesop_basicsr.losses.blockwise_forward import (blockwise_decoder, blockwise_forward, checkpointed_forward,
-                                                   recompute_block)
+from aesop_basicsr.losses.blockwise_forward import blockwise_decoder, blockwise_forward, recompute_block
 from aesop_basicsr.losses.difference_path import DifferencePath, supports_difference_path
 from aesop_basicsr.losses.exact_fp32 import run_exact_fp32
 from aesop_basicsr.losses.loss_modes import LossModes
@@ -80,20 +79,20 @@ class AutoEncoderPasses:
 
     def _forward(self, x: Tensor) -> Tensor:
         """psi(x), block by block where Winograd or checkpointing needs the blocks."""
-        if self.winograd is None:
-            return checkpointed_forward(self.net, x) if self.modes.checkpoint else self.net(x)
+        run = self._winograd_block if self._winograd_now() else call_segment
         if self.modes.checkpoint and torch.is_grad_enabled() and x.requires_grad:
-            return blockwise_forward(self.net, x, self._recompute_block)
-        return blockwise_forward(self.net, x, self._run_block)
+            return blockwise_forward(self.net, x, lambda segment, *inputs: recompute_block(
+                lambda *args: run(segment, *args), *inputs))
+        return self.net(x) if run is call_segment else blockwise_forward(self.net, x, run)
 
-    def _run_block(self, segment: Callable[..., Tensor], *inputs: Tensor) -> Tensor:
-        if self.winograd is not None and WinogradRRDB.applies(segment, inputs[0]) and \
-                (self.modes.winograd is True or torch.get_num_threads() == 1):
+    def _winograd_now(self) -> bool:
+        """``winograd: true``, or ``auto`` with one intra-op thread (where it is the faster)."""
+        return self.winograd is not None and (self.modes.winograd is True or torch.get_num_threads() == 1)
+
+    def _winograd_block(self, segment: Callable[..., Tensor], *inputs: Tensor) -> Tensor:
+        if WinogradRRDB.applies(segment, inputs[0]):
             return self.winograd(segment, inputs[0])
         return segment(*inputs)
-
-    def _recompute_block(self, segment: Callable[..., Tensor], *inputs: Tensor) -> Tensor:
-        return recompute_block(lambda *args: self._run_block(segment, *args), *inputs)
 
     def _compiled_run(self, segment: Callable[..., Tensor], *inputs: Tensor) -> Tensor:
         """Modules (the RRDB blocks above all) through one compiled function; glue code eagerly."""
@@ -106,6 +105,10 @@ class AutoEncoderPasses:
 
 def call_module(module: nn.Module, *inputs: Tensor) -> Tensor:
     return module(*inputs)
+
+
+def call_segment(segment: Callable[..., Tensor], *inputs: Tensor) -> Tensor:
+    return segment(*inputs)
 
 
 def compile_available() -> bool:

@@ -1,10 +1,11 @@
-"""``psi(x)`` split at its blocks, so that each block can be checkpointed or compiled on its own.
+"""``psi(x)`` split at its blocks, so that each block can be checkpointed, compiled or run by Winograd on its own.
 
 - Checkpointing (:func:`recompute_block`): AESOP's pred pass keeps every activation of a 25-RRDB
   network for backward, more than the generator itself. Recomputing block by block in backward keeps
   one block's activations at a time, for one more forward pass of the pred image. A whole-network
   checkpoint would not help: its recomputation would hold all activations again while the
   generator's are still alive.
+- Winograd (:mod:`aesop_basicsr.losses.winograd_rrdb`): the RRDBs run by their own forward and backward.
 - Compiling: the 25 RRDBs share one shape, so one compiled graph serves them all (regional
   compilation: minutes less compile time than the whole network, same kernels).
 
@@ -13,7 +14,6 @@ decoder is one segment (:func:`blockwise_decoder` says which).
 """
 from typing import Callable
 
-import torch
 import torch.nn.functional as F
 from basicsr.archs.arch_util import pixel_unshuffle
 from basicsr.archs.rrdbnet_arch import RRDBNet
@@ -49,13 +49,6 @@ def blockwise_forward(net: nn.Module, x: Tensor, run: RunBlock) -> Tensor:
     if not blockwise_decoder(net):
         return run(net.decoder, x)
     return _rrdbnet_blockwise(net.decoder, x, run)
-
-
-def checkpointed_forward(net: nn.Module, x: Tensor) -> Tensor:
-    """``net(x)``, recomputing each block in backward (identical values and gradients)."""
-    if not torch.is_grad_enabled() or not x.requires_grad:
-        return net(x)
-    return blockwise_forward(net, x, recompute_block)
 
 
 def _rrdbnet_blockwise(net: RRDBNet, x: Tensor, run: RunBlock) -> Tensor:

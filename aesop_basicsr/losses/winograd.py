@@ -14,7 +14,8 @@ Layouts: images are NHWC ``(N, H, W, C)``, ``H`` and ``W`` multiples of 4; the W
 last dimension and every layer's product is one ``bmm``. Each transform has its adjoint here, so
 that backward (the gradient with respect to the input; the weights are frozen) costs what forward does.
 """
-from typing import Any, Dict, Tuple
+import functools
+from typing import Tuple
 
 import torch
 import torch.nn.functional as F
@@ -27,16 +28,17 @@ _G = ((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6),
 _AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
 TILE, BLOCK = 6, 4  # input tile and output block sizes
 
-_matrices: Dict[tuple, Any] = {}  # transform matrices per dtype and device
-
-
+@functools.lru_cache(maxsize=None)
 def _transform_matrices(dtype: torch.dtype, device: torch.device) -> Tuple[Tensor, Tensor]:
     """(B^T (6x6), A^T (4x6)) in ``dtype`` on ``device``."""
-    key = (dtype, device)
-    if key not in _matrices:
-        _matrices[key] = (torch.tensor(_BT, dtype=dtype, device=device),
-                          torch.tensor(_AT, dtype=dtype, device=device))
-    return _matrices[key]
+    return torch.tensor(_BT, dtype=dtype, device=device), torch.tensor(_AT, dtype=dtype, device=device)
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel_matrix(dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``G (x) G`` (36x9), formed in float64, in ``dtype`` on ``device``."""
+    g = torch.tensor(_G, dtype=torch.float64)
+    return torch.kron(g, g).to(dtype=dtype, device=device)
 
 
 def supports_winograd(height: int, width: int) -> bool:
@@ -47,18 +49,14 @@ def supports_winograd(height: int, width: int) -> bool:
 def transform_weight(weight: Tensor) -> Tensor:
     """``G g G^T`` of a ``(C_out, C_in, 3, 3)`` kernel -> ``(36, C_in, C_out)``, in the weight's dtype.
 
-    One matrix product with ``G (x) G`` (36x9). Cheap next to the convolution, so callers compute it
-    when needed rather than keep it: the transformed kernels are 4x the size of the weights.
+    One matrix product with ``G (x) G`` (36x9): cheap next to the convolution, so a caller may
+    recompute it rather than keep it (the transformed kernels are 4x the size of the weights).
     """
     if weight.shape[-2:] != (3, 3):
         raise ValueError(f'Winograd F(4x4, 3x3) needs 3x3 kernels, not {tuple(weight.shape)}.')
-    key = ('kernel', weight.dtype, weight.device)
-    if key not in _matrices:
-        g = torch.tensor(_G, dtype=torch.float64)
-        _matrices[key] = torch.kron(g, g).to(weight.dtype).to(weight.device)  # (36, 9)
     c_out, c_in = weight.shape[:2]
     taps = weight.detach().permute(2, 3, 1, 0).reshape(9, c_in * c_out)  # (3, 3, C_in, C_out)
-    return (_matrices[key] @ taps).view(TILE * TILE, c_in, c_out)
+    return (_kernel_matrix(weight.dtype, weight.device) @ taps).view(TILE * TILE, c_in, c_out)
 
 
 def input_transform(x: Tensor, out: Tensor) -> None:

@@ -15,10 +15,9 @@ import torch.nn.functional as F
 from basicsr.archs.rrdbnet_arch import RRDB, ResidualDenseBlock
 from torch import Tensor, nn
 
-from aesop_basicsr.losses.winograd import (TILE, input_transform, input_transform_adjoint, output_transform,
+from aesop_basicsr.losses.difference_path import RDB_SCALE  # BasicSR's 0.2 residual scale
+from aesop_basicsr.losses.winograd import (BLOCK, TILE, input_transform, input_transform_adjoint, output_transform,
                                            output_transform_adjoint, supports_winograd, transform_weight)
-
-RESIDUAL_SCALE = 0.2  # BasicSR's ResidualDenseBlock and RRDB scale their residuals by 0.2
 
 
 class WinogradDenseBlock(torch.autograd.Function):
@@ -30,7 +29,7 @@ class WinogradDenseBlock(torch.autograd.Function):
         convs = (block.conv1, block.conv2, block.conv3, block.conv4, block.conv5)
         slope = block.lrelu.negative_slope
         growth = block.conv1.out_channels
-        tiles = n * (h // 4) * (w // 4)
+        tiles = n * (h // BLOCK) * (w // BLOCK)
         buffer = x.new_empty(TILE * TILE, tiles, c_in + 4 * growth)  # the concatenation, in the Winograd domain
         input_transform(x, buffer[..., :c_in])
         masks = []
@@ -44,7 +43,7 @@ class WinogradDenseBlock(torch.autograd.Function):
         out = output_transform(torch.bmm(buffer, kernels(convs[4], x.dtype)), n, h, w).add_(bias(convs[4], x))
         ctx.save_for_backward(*masks)
         ctx.convs, ctx.kernels, ctx.slope, ctx.shape = convs, kernels, slope, (n, h, w, c_in)
-        return out.mul_(RESIDUAL_SCALE).add_(x)
+        return out.mul_(RDB_SCALE).add_(x)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -57,7 +56,7 @@ class WinogradDenseBlock(torch.autograd.Function):
             return kernels(conv, grad.dtype).transpose(1, 2)
 
         # out = 0.2 conv5(concat) + x; the concatenation's gradient is kept in the Winograd domain
-        concat_grad = torch.bmm(output_transform_adjoint(grad * RESIDUAL_SCALE), transposed_kernel(convs[4]))
+        concat_grad = torch.bmm(output_transform_adjoint(grad * RDB_SCALE), transposed_kernel(convs[4]))
         for k in range(3, -1, -1):
             start = c_in + k * growth
             act_grad = input_transform_adjoint(concat_grad[..., start:start + growth], n, h, w)
@@ -116,4 +115,4 @@ class WinogradRRDB:
         skip = out
         for rdb in (block.rdb1, block.rdb2, block.rdb3):
             out = WinogradDenseBlock.apply(out, rdb, self.kernels)
-        return (out * RESIDUAL_SCALE + skip).permute(0, 3, 1, 2)
+        return (out * RDB_SCALE + skip).permute(0, 3, 1, 2)

@@ -33,6 +33,7 @@ import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 os.environ.setdefault('TORCHINDUCTOR_COMPILE_THREADS', '1')  # no compile-worker pool on a shared machine
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
@@ -41,7 +42,7 @@ sys.path.insert(0, REPO)
 import aesop_basicsr  # noqa: E402,F401  (registers AESOPLoss, AESOPAutoEncoder, ESRGANLDLModel)
 from basicsr.archs.arch_util import default_init_weights  # noqa: E402
 from basicsr.losses import build_loss  # noqa: E402
-from basicsr.utils import get_root_logger  # noqa: E402
+from basicsr.utils import get_root_logger, img2tensor  # noqa: E402
 
 from aesop_basicsr.losses.exact_fp32 import exact_fp32, run_exact_fp32  # noqa: E402
 from aesop_basicsr.utils.sample_data import load_photo, matlab_bicubic_resize  # noqa: E402
@@ -108,6 +109,11 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def rgb_batch(*images_bgr: np.ndarray) -> torch.Tensor:
+    """BGR uint8 images (as loaded) -> an (N, 3, H, W) RGB batch in [0, 1], by BasicSR's img2tensor."""
+    return torch.stack(img2tensor([image.astype(np.float32) / 255. for image in images_bgr]))
+
+
 def photo(size: int, batch: int) -> torch.Tensor:
     """Real photo crops (skimage astronaut, coffee, ...) as (batch, 3, size, size) in [0, 1]."""
     from aesop_basicsr.utils.sample_data import PHOTO_NAMES
@@ -117,7 +123,7 @@ def photo(size: int, batch: int) -> torch.Tensor:
         top = (image.shape[0] - size) // 2 + 8 * (i // 4)
         left = (image.shape[1] - size) // 2
         crops.append(image[top:top + size, left:left + size])
-    return torch.stack([torch.from_numpy(c[..., ::-1].copy()).float().div(255).permute(2, 0, 1) for c in crops])
+    return rgb_batch(*crops)
 
 
 def real_sr_pair(size: int) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -127,10 +133,7 @@ def real_sr_pair(size: int) -> Tuple[torch.Tensor, torch.Tensor]:
     hr = hr[top:top + size, left:left + size]
     sr = matlab_bicubic_resize(matlab_bicubic_resize(hr, 0.25), 4)
 
-    def tensor(image):
-        return torch.from_numpy(image[..., ::-1].copy()).float().div(255).permute(2, 0, 1)[None]
-
-    return tensor(sr), tensor(hr)
+    return rgb_batch(sr), rgb_batch(hr)
 
 
 def loss_and_grad(loss: Callable, pred: torch.Tensor, target: torch.Tensor) -> Tuple[float, torch.Tensor]:

@@ -3,10 +3,12 @@ import copy
 import logging
 
 import pytest
+import numpy as np
 import torch
 import torch.nn.functional as F
 from basicsr.archs.arch_util import default_init_weights
 from basicsr.losses import build_loss
+from basicsr.utils import img2tensor
 
 from aesop_basicsr.losses import autoencoder_passes
 from aesop_basicsr.losses.difference_path import DifferencePath, supports_difference_path
@@ -46,9 +48,14 @@ def build(state, **modes):
     return loss
 
 
+def rgb_batch(*images_bgr: np.ndarray) -> torch.Tensor:
+    """BGR uint8 images (as loaded) -> an (N, 3, H, W) RGB batch in [0, 1], by BasicSR's img2tensor."""
+    return torch.stack(img2tensor([image.astype(np.float32) / 255. for image in images_bgr]))
+
+
 def photos(size: int = 32) -> torch.Tensor:
     crops = [load_photo(name)[100:100 + size, 150:150 + size] for name in ('astronaut',)]
-    return torch.stack([torch.from_numpy(c[..., ::-1].copy()).float().div(255).permute(2, 0, 1) for c in crops])
+    return rgb_batch(*crops)
 
 
 @pytest.fixture(scope='module')
@@ -59,12 +66,9 @@ def cases():
     hr = load_photo('chelsea')[50:82, 100:132]
     sr = matlab_bicubic_resize(matlab_bicubic_resize(hr, 0.25), 4)
 
-    def tensor(image):
-        return torch.from_numpy(image[..., ::-1].copy()).float().div(255).permute(2, 0, 1)[None]
-
     return {'residual 0.05': (target + 0.05 * torch.randn_like(target), target),
             'residual 0.01': (target + 0.01 * torch.randn_like(target), target),
-            'real SR/HR': (tensor(sr), tensor(hr))}
+            'real SR/HR': (rgb_batch(sr), rgb_batch(hr))}
 
 
 def loss_and_grad(loss, pred, target):

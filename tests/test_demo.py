@@ -15,7 +15,9 @@ from basicsr.metrics import calculate_psnr
 from basicsr.utils import img2tensor
 
 from aesop_basicsr import demo
+from aesop_basicsr.demo.data import CHANNEL_ORDERS, write_channel_orders
 from aesop_basicsr.losses.aesop_loss import AESOPLoss
+from aesop_basicsr.metrics.colour_offset_metric import calculate_colour_offset, mean_colour_offset
 from aesop_basicsr.metrics.hf_energy_metric import calculate_hf_energy_ratio
 from aesop_basicsr.utils import panels
 from aesop_basicsr.demo.options import DemoSettings, all_options
@@ -93,7 +95,7 @@ def test_report_table_is_finite_and_complete(quick_report):
     with open(osp.join(root, 'README.md')) as f:
         readme = f.read()
     mean = report['methods']['gan_aesop']['mean']
-    assert f'| AESOP-GAN | {mean["psnr"]:.2f} | {mean["ssim"]:.4f} |' in readme
+    assert f'| AESOP-GAN | {mean["psnr"]:.2f} | {mean["psnr_rgb"]:.2f} | {mean["ssim"]:.4f} |' in readme
 
 
 def test_table_has_the_blur_measure_for_every_row_and_the_report_has_the_ae_card(quick_report):
@@ -230,3 +232,90 @@ def test_iteration_knobs(tmp_path):
     assert settings.psnr_iters == 7 and settings.gan_iters == DemoSettings().gan_iters
     with pytest.raises(ValueError, match='gan_iters'):
         DemoSettings(gan_iters=0)
+
+
+def float64_rgb(path):
+    """A PNG as (H, W, 3) float64 RGB, read without BasicSR."""
+    return cv2.imread(path)[..., ::-1].astype(np.float64)
+
+
+def test_colour_columns_are_rgb_psnr_and_mean_colour_offsets_of_the_saved_pngs(quick_report):
+    root = quick_report['root']
+    report = load_report(root)
+    with open(osp.join(root, 'README.md')) as f:
+        readme = f.read()
+    border = report['crop_border']
+    for key, method in report['methods'].items():
+        offsets = []
+        for stem, scores in method['images'].items():
+            sr = float64_rgb(osp.join(root, 'images', f'{stem}_{key}.png'))[border:-border, border:-border]
+            hr = float64_rgb(osp.join(root, 'data', 'val', 'hr', f'{stem}.png'))[border:-border, border:-border]
+            mse = np.mean((sr - hr)**2)
+            assert scores['psnr_rgb'] == pytest.approx(10 * math.log10(255.**2 / mse), rel=1e-9)
+            offset = [float(np.mean(sr[..., c]) - np.mean(hr[..., c])) for c in range(3)]
+            assert [scores[k] for k in ('offset_r', 'offset_g', 'offset_b')] == pytest.approx(offset, abs=1e-9)
+            assert scores['colour'] == pytest.approx(max(abs(v) for v in offset), abs=1e-9)
+            assert '/'.join(f'{v:+.1f}' for v in offset) in readme  # the per-output colour table
+            offsets.append(scores['colour'])
+        assert method['mean']['colour'] == pytest.approx(np.mean(offsets), abs=1e-9)
+    assert report['methods']['bicubic']['mean']['colour'] < 0.5  # bicubic upscaling keeps the mean colour
+    mean = report['methods']['psnr']['mean']
+    assert f'| PSNR net (start) | {mean["psnr"]:.2f} | {mean["psnr_rgb"]:.2f} |' in readme
+
+
+def test_colour_offset_metric_names_the_channel_and_sign_of_a_cast():
+    rng = np.random.default_rng(0)
+    hr = rng.integers(20, 230, (40, 36, 3)).astype(np.uint8)  # BGR
+    pink = hr.astype(np.int64)
+    pink[..., 1] -= 6  # green down ...
+    pink[..., 2] += 3  # ... red up: pink
+    pink[:2] = 0  # inside the crop border: ignored
+    pink = pink.astype(np.uint8)
+    np.testing.assert_allclose(mean_colour_offset(pink, hr, crop_border=2), [3, -6, 0], atol=1e-12)  # R, G, B
+    assert calculate_colour_offset(pink, hr, crop_border=2) == pytest.approx(6, abs=1e-12)
+    assert calculate_colour_offset(hr, hr, crop_border=0) == 0
+    assert abs(mean_colour_offset(pink, hr, crop_border=0)[2]) > 1  # without the crop the black rows count
+    with pytest.raises(ValueError, match='shapes differ'):
+        calculate_colour_offset(hr, hr[:-1], crop_border=0)
+
+
+def test_demo_training_set_favours_no_colour_and_its_pairs_stay_exact(quick_report):
+    """The cause of the pink cast: the training photos' colours are unbalanced. The demo's training set,
+    as written, holds every colour crop in all six channel orders, so every channel has the same mean
+    (in float64, exactly up to rounding), and each copy is its original pair with the channels reordered."""
+    folders = {'gt': osp.join(quick_report['root'], 'data', 'train', 'hr'),
+               'lq': osp.join(quick_report['root'], 'data', 'train', 'lr_x4')}
+    names = sorted(os.listdir(folders['gt']))
+    assert names == sorted(os.listdir(folders['lq']))
+    originals = [n for n in names if not re.search(r'_c\d\.png$', n)]
+
+    def channel_means(selection):
+        pixels = np.concatenate([float64_rgb(osp.join(folders['gt'], n)).reshape(-1, 3) for n in selection])
+        return pixels.mean(axis=0)
+
+    assert np.ptp(channel_means(originals)) > 10  # the photos alone: red-heavy (R 124, G 107, B 105)
+    np.testing.assert_allclose(channel_means(names), channel_means(names).mean(), rtol=1e-12)
+    colour = [n for n in originals if f'{n[:-4]}_c1.png' in names]
+    assert len(colour) >= len(originals) // 2 and len(names) == len(originals) + 5 * len(colour)
+    for key, folder in folders.items():
+        original = cv2.imread(osp.join(folder, colour[0]))
+        for index, order in enumerate(CHANNEL_ORDERS[1:], 1):
+            copy = cv2.imread(osp.join(folder, f'{colour[0][:-4]}_c{index}.png'))
+            np.testing.assert_array_equal(copy, original[..., list(order)], err_msg=key)
+
+
+def test_write_channel_orders_skips_grey_pairs_and_needs_both_halves(tmp_path):
+    folders = {'gt': str(tmp_path / 'hr'), 'lq': str(tmp_path / 'lr')}
+    for folder in folders.values():
+        os.makedirs(folder)
+    grey = np.repeat(np.arange(64, dtype=np.uint8).reshape(8, 8, 1), 3, axis=2)
+    colour = np.dstack([grey[..., 0], 255 - grey[..., 0], np.full((8, 8), 7, np.uint8)])
+    for key in folders:
+        cv2.imwrite(osp.join(folders[key], 'grey.png'), grey)
+        cv2.imwrite(osp.join(folders[key], 'colour.png'), colour)
+    assert write_channel_orders(folders) == [f'colour_c{i}.png' for i in range(1, 6)]
+    assert sorted(os.listdir(folders['gt'])) == sorted(os.listdir(folders['lq']))
+    np.testing.assert_array_equal(cv2.imread(osp.join(folders['gt'], 'colour_c5.png')), colour[..., [2, 1, 0]])
+    os.remove(osp.join(folders['lq'], 'grey.png'))
+    with pytest.raises(ValueError, match='no LR partner'):
+        write_channel_orders(folders)

@@ -17,34 +17,40 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from os import path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import aesop_basicsr  # noqa: F401  (registers AESOP into BasicSR; must precede basicsr)
 import torch
 import yaml
 
-from aesop_basicsr.demo.options import (AUTOENCODER, GENERATOR, DemoSettings, all_options, checkpoint_path,
-                                        dataset_folders)
-from aesop_basicsr.demo.report import build_report, markdown_table
+from aesop_basicsr.demo.data import write_channel_orders
+from aesop_basicsr.demo.options import (AUTOENCODER, GENERATOR, GT_SIZE, PRETRAIN_GT_SIZE, DemoSettings, all_options,
+                                        checkpoint_path, dataset_folders)
+from aesop_basicsr.demo.report import build_report, colour_table, markdown_table
 from aesop_basicsr.utils.cli import command
 from aesop_basicsr.utils.sample_data import write_paired_dataset
 
-# Mostly colour photos: an auto-encoder trained on grey ones leaves colour errors unpenalised.
-TRAIN_PHOTOS = ('astronaut', 'rocket', 'immunohistochemistry', 'retina', 'camera', 'gravel')
+# Mostly colour photos, and scikit-image's colour wheel: every hue and saturation on one image. Natural
+# photos vary far more in brightness than in hue, and a network trained for minutes learns the colour
+# directions it sees least only partly (see demo.data); the wheel and the channel-order copies feed them.
+TRAIN_PHOTOS = ('astronaut', 'rocket', 'immunohistochemistry', 'retina', 'camera', 'gravel', 'colorwheel')
 VAL_PHOTOS = ('chelsea', 'coffee', 'brick')
 TRAIN_HR_SIZE, TRAIN_CROPS, VAL_HR_SIZE = 256, 3, 192
-QUICK = DemoSettings(psnr_iters=20, ae_iters=10, gan_iters=6, batch_size=2)
+QUICK = DemoSettings(psnr_iters=20, ae_iters=10, gan_iters=6, batch_size=2, pretrain_batch_size=2)
 MARKER = 'aesop_demo.json'  # written first into every report folder; --overwrite only deletes folders holding it
 VGG19_FILE = 'vgg19-dcbb9e9d.pth'
 STAGE_TITLES = {'psnr': 'training the PSNR-oriented SR network (SRModel, L1)',
-                'ae': 'pretraining the AESOP auto-encoder (AESOPAEModel, decoder from step 2)',
-                'gan_l1': 'training the GAN with L1 as pixel_opt (ESRGANModel)',
-                'gan_aesop': 'training the same GAN with AESOPLoss as pixel_opt (ESRGANModel)'}
+                'ae': 'pretraining the AESOP auto-encoder (AESOPAEModel, decoder from step 2, fixed bicubic encoder)',
+                'gans': 'training the same GAN twice from step 2 (ESRGANModel)',
+                'gan_l1': 'L1 as pixel_opt',
+                'gan_aesop': 'AESOPLoss as pixel_opt (the auto-encoder of step 3)'}
 ITER_RE = re.compile(r'iter:\s*([\d,]+)')
 PSNR_RE = re.compile(r'# psnr: ([\d.]+)')
 
@@ -86,7 +92,7 @@ def settings_from_args(args: argparse.Namespace, perceptual: bool) -> DemoSettin
 
     return DemoSettings(psnr_iters=pick(args.psnr_iters, base.psnr_iters), ae_iters=pick(args.ae_iters, base.ae_iters),
                         gan_iters=pick(args.gan_iters, base.gan_iters), batch_size=base.batch_size,
-                        perceptual=perceptual, seed=base.seed)
+                        pretrain_batch_size=base.pretrain_batch_size, perceptual=perceptual, seed=base.seed)
 
 
 def choose_report_dir(out: str, overwrite: bool) -> str:
@@ -139,26 +145,111 @@ def write_options(root: str, settings: DemoSettings) -> Dict[str, str]:
     for index, (stage, opt) in enumerate(all_options(settings).items(), 1):
         rel = f'options/{index}_{stage}.yml'
         with open(osp.join(root, rel), 'w') as f:
-            f.write(f'# aesop-demo stage {index}: {STAGE_TITLES[stage]}.\n'
+            title = f'{STAGE_TITLES["gans"]}, {STAGE_TITLES[stage]}' if stage.startswith('gan') else STAGE_TITLES[stage]
+            f.write(f'# aesop-demo stage {index}: {title}.\n'
                     f'# Rerun from the report folder: aesop-train -opt {rel}\n')
             yaml.safe_dump(opt, f, sort_keys=False)
         files[stage] = rel
     return files
 
 
-def train_env() -> Dict[str, str]:
+def train_env(threads: Optional[int] = None) -> Dict[str, str]:
     """The environment of a training subprocess: this very aesop_basicsr first on the path.
 
     OpenMP threads are told to sleep rather than spin while they wait (unless the user chose
     otherwise): on a CPU shared with other busy processes, spinning threads make torch an order
-    of magnitude slower.
+    of magnitude slower. ``threads`` sets ``OMP_NUM_THREADS`` unless the user set it.
     """
     package_root = osp.dirname(osp.dirname(osp.abspath(aesop_basicsr.__file__)))
     path = os.environ.get('PYTHONPATH', '')
     env = dict(os.environ, PYTHONPATH=package_root + (os.pathsep + path if path else ''))
     env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+    if threads is not None:
+        env.setdefault('OMP_NUM_THREADS', str(threads))
     env['PYTHONUNBUFFERED'] = '1'  # progress lines arrive as they are logged
     return env
+
+
+def cpu_count() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class TrainingRun:
+    """``python -m aesop_basicsr.train -opt opt_file`` started in ``root``, its output teed to ``log_file``
+    by a reader thread that also keeps the last logged iteration and validation PSNR."""
+
+    def __init__(self, root: str, opt_file: str, log_file: str, total_iters: int,
+                 threads: Optional[int] = None) -> None:
+        self.root, self.opt_file, self.log_file, self.total_iters = root, opt_file, log_file, total_iters
+        self.cmd = [sys.executable, '-m', 'aesop_basicsr.train', '-opt', opt_file]
+        self.iter, self.psnr, self.tail = '0', None, []
+        self.log = open(osp.join(root, log_file), 'w')
+        self.proc = subprocess.Popen(self.cmd, cwd=root, env=train_env(threads), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        with self.log:
+            for line in self.proc.stdout:
+                self.log.write(line)
+                self.log.flush()
+                self.tail = (self.tail + [line])[-30:]
+                match = ITER_RE.search(line)
+                if match:
+                    self.iter = match.group(1)
+                match = PSNR_RE.search(line)
+                if match:
+                    self.psnr = float(match.group(1))
+
+    def finished(self) -> bool:
+        return self.proc.poll() is not None and not self.reader.is_alive()
+
+    def result(self) -> Optional[float]:
+        """Wait for the run; its last validation PSNR, or DemoError naming its log if it failed."""
+        self.proc.wait()
+        self.reader.join()
+        if self.proc.returncode != 0:
+            raise DemoError(f'{" ".join(self.cmd[2:])} failed (exit code {self.proc.returncode}) in {self.root}; '
+                            f'full log: {osp.join(self.root, self.log_file)}\n' + ''.join(self.tail))
+        return self.psnr
+
+
+def run_side_by_side(root: str, runs: Sequence[Tuple[str, str, int]],
+                     on_finish: Optional[Callable[[int, Optional[float]], None]] = None) -> List[Optional[float]]:
+    """Run training jobs ``(opt_file, log_file, total_iters)`` at the same time, the CPU cores shared out
+    between them (one thread each on two cores; as many as torch picks for a single run).
+
+    Shows their iterations on a terminal and calls ``on_finish(index, psnr)`` as each ends; returns
+    their last validation PSNRs. If one fails, the others are stopped and DemoError names its log.
+    """
+    threads = max(1, cpu_count() // len(runs)) if len(runs) > 1 else None
+    started = [TrainingRun(root, *run, threads=threads) for run in runs]
+    results: Dict[int, Optional[float]] = {}
+    tty = sys.stdout.isatty()
+    try:
+        while len(results) < len(started):
+            for index, run in enumerate(started):
+                if index not in results and run.finished():
+                    results[index] = run.result()
+                    if tty:
+                        print('\r' + ' ' * 60 + '\r', end='')
+                    if on_finish:
+                        on_finish(index, results[index])
+            if tty and len(results) < len(started):
+                print('\r      iter ' + ', '.join(f'{run.iter}/{run.total_iters}' for run in started), end='',
+                      flush=True)
+            time.sleep(0.2)
+    finally:
+        for run in started:
+            if run.proc.poll() is None:
+                run.proc.terminate()
+                run.proc.wait()
+    return [results[index] for index in range(len(started))]
 
 
 def run_training(root: str, opt_file: str, log_file: str, total_iters: int) -> Optional[float]:
@@ -166,28 +257,13 @@ def run_training(root: str, opt_file: str, log_file: str, total_iters: int) -> O
 
     Shows the iteration on a terminal; returns the last validation PSNR it logged.
     """
-    cmd = [sys.executable, '-m', 'aesop_basicsr.train', '-opt', opt_file]
-    tty = sys.stdout.isatty()
-    psnr, tail = None, []
-    with open(osp.join(root, log_file), 'w') as log, subprocess.Popen(
-            cmd, cwd=root, env=train_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            bufsize=1) as proc:
-        for line in proc.stdout:
-            log.write(line)
-            log.flush()
-            tail = (tail + [line])[-30:]
-            match = ITER_RE.search(line)
-            if match and tty:
-                print(f'\r      iter {match.group(1)}/{total_iters}', end='', flush=True)
-            match = PSNR_RE.search(line)
-            if match:
-                psnr = float(match.group(1))
-    if tty:
-        print('\r' + ' ' * 40 + '\r', end='')
-    if proc.returncode != 0:
-        raise DemoError(f'{" ".join(cmd[2:])} failed (exit code {proc.returncode}) in {root}; full log: '
-                        f'{osp.join(root, log_file)}\n' + ''.join(tail))
-    return psnr
+    return run_side_by_side(root, [(opt_file, log_file, total_iters)])[0]
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time so far of this process and its finished children (the training runs), in s."""
+    return sum(usage.ru_utime + usage.ru_stime
+               for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def reading_of_table(report: dict) -> str:
@@ -206,7 +282,7 @@ def reading_of_table(report: dict) -> str:
 
 
 def write_readme(root: str, report: dict, settings: DemoSettings, options: Dict[str, str], vgg_note: str,
-                 timings: Dict[str, float]) -> None:
+                 timings: Dict[str, float], cpu_times: Dict[str, float]) -> None:
     stems = sorted(next(iter(report['methods'].values()))['images'])
     card = report['ae_report_card']
     lines = [
@@ -216,10 +292,16 @@ def write_readme(root: str, report: dict, settings: DemoSettings, options: Dict[
         '"HF energy SR/HR" is the SR image\'s spectral energy above the LR Nyquist frequency divided by HR\'s '
         '(Y channel, Hann-windowed FFT; 1 = as detailed as HR, below 1 = blurred, above 1 = more high-frequency '
         'energy than HR, e.g. noise or GAN artefacts; calculate_hf_energy_ratio); '
-        '"L1 to HR" and "AESOP to HR" are mean |SR-HR| and mean |AE(SR)-AE(HR)| on RGB in [0, 1].', '',
+        '"L1 to HR" and "AESOP to HR" are mean |SR-HR| and mean |AE(SR)-AE(HR)| on RGB in [0, 1]. '
+        'PSNR-RGB (all three channels) and the mean-colour offset see colour casts, which PSNR-Y and SSIM-Y '
+        'cannot: the offset is mean(SR) - mean(HR) per channel in grey levels (0-255), 0 for a faithful colour; '
+        'the table gives the worst channel (calculate_colour_offset), the next table every channel.', '',
         markdown_table(report), '',
+        'Mean-colour offset of each output from HR, R/G/B in grey levels (pink: G below 0, R and B above):', '',
+        colour_table(report), '',
         f'Runs: PSNR network {settings.psnr_iters} iterations, auto-encoder {settings.ae_iters}, '
-        f'each GAN {settings.gan_iters} (batch {settings.batch_size}, 128 px GT patches). {vgg_note}',
+        f'each GAN {settings.gan_iters} (PSNR network and auto-encoder: batch {settings.pretrain_batch_size} of '
+        f'{PRETRAIN_GT_SIZE} px HR patches; GANs: batch {settings.batch_size} of {GT_SIZE} px). {vgg_note}',
         f'LPIPS: {"included" if "lpips" in report["metrics"] else "not reported; " + report["lpips_note"]}.', '',
         '## What this demo shows, and what it cannot', '',
         reading_of_table(report), '',
@@ -245,14 +327,16 @@ def write_readme(root: str, report: dict, settings: DemoSettings, options: Dict[
               'checkpoints and training states.',
               '- `metrics.json`, `metrics.csv`: per-image and mean metrics; `images/`: every SR output as PNG.',
               '- `data/`: the generated train/val dataset.', '',
-              'Wall time per stage (s): ' + ', '.join(f'{k} {v:.0f}' for k, v in timings.items()), '']
+              'Wall time per stage (s): ' + ', '.join(f'{k} {v:.0f}' for k, v in timings.items()),
+              'CPU time per stage (s, user + system, all threads): '
+              + ', '.join(f'{k} {v:.0f}' for k, v in cpu_times.items()), '']
     with open(osp.join(root, 'README.md'), 'w') as f:
         f.write('\n'.join(lines))
 
 
 def run_demo(args: argparse.Namespace) -> str:
     """Run all stages; returns the report folder."""
-    start = time.time()
+    start, cpu_start = time.time(), cpu_seconds()
     root = choose_report_dir(args.out, args.overwrite)
     requested = osp.abspath(args.out)
     if root != requested:
@@ -276,46 +360,73 @@ def run_demo(args: argparse.Namespace) -> str:
     print(f'aesop-demo: report folder {root}')
     print(f'  {vgg_note}')
     timings: Dict[str, float] = {}
+    cpu_times: Dict[str, float] = {}
 
-    t0 = time.time()
+    t0, c0 = time.time(), cpu_seconds()
     print('[1/5] building a paired x4 dataset from scikit-image photos ...', flush=True)
     train = write_paired_dataset(osp.join(root, 'data', 'train'), 4, TRAIN_HR_SIZE, TRAIN_PHOTOS, TRAIN_CROPS)
     val = write_paired_dataset(osp.join(root, 'data', 'val'), 4, VAL_HR_SIZE, VAL_PHOTOS, 1)
     assert train == {k: osp.join(root, v) for k, v in dataset_folders('train').items()}
-    print(f'      {len(os.listdir(train["gt"]))} train pairs ({TRAIN_HR_SIZE} px HR), '
-          f'{len(os.listdir(val["gt"]))} validation pairs ({VAL_HR_SIZE} px HR)')
+    photos = len(os.listdir(train['gt']))
+    added = write_channel_orders(train)
+    print(f'      {photos} train pairs ({TRAIN_HR_SIZE} px HR) and {len(added)} copies of the colour ones in the '
+          f'other channel orders (RGB, RBG, ...: no colour favoured); {len(os.listdir(val["gt"]))} validation pairs '
+          f'({VAL_HR_SIZE} px HR)')
     options = write_options(root, settings)
     os.makedirs(osp.join(root, 'logs'), exist_ok=True)
-    timings['data'] = time.time() - t0
+    timings['data'], cpu_times['data'] = time.time() - t0, cpu_seconds() - c0
 
     iters = {'psnr': settings.psnr_iters, 'ae': settings.ae_iters, 'gan_l1': settings.gan_iters,
              'gan_aesop': settings.gan_iters}
-    steps = {'psnr': '[2/5]', 'ae': '[3/5]', 'gan_l1': '[4/5]', 'gan_aesop': '[4/5]'}
-    for stage, opt_file in options.items():
-        t0 = time.time()
-        print(f'{steps[stage]} {STAGE_TITLES[stage]}, {iters[stage]} iterations ...', flush=True)
-        log_file = f'logs/{osp.splitext(osp.basename(opt_file))[0]}.log'
-        psnr = run_training(root, opt_file, log_file, iters[stage])
-        timings[stage] = time.time() - t0
+    logs = {stage: f'logs/{osp.splitext(osp.basename(opt_file))[0]}.log' for stage, opt_file in options.items()}
+
+    def report_stage(stage: str, psnr: Optional[float], seconds: float, cpu: Optional[float] = None) -> None:
         what = 'AE(HR) vs HR' if stage == 'ae' else 'SR vs HR'
         result = f', validation PSNR-Y ({what}) {psnr:.2f} dB' if psnr is not None else ''
-        print(f'      done in {timings[stage]:.0f} s{result}; log {log_file}', flush=True)
+        cpu_note = f' (CPU {cpu:.0f} s)' if cpu is not None else ''
+        print(f'      {stage}: done in {seconds:.0f} s{cpu_note}{result}; log {logs[stage]}', flush=True)
 
-    t0 = time.time()
+    for step, stage in (('[2/5]', 'psnr'), ('[3/5]', 'ae')):
+        t0, c0 = time.time(), cpu_seconds()
+        print(f'{step} {STAGE_TITLES[stage]}, {iters[stage]} iterations ...', flush=True)
+        psnr = run_training(root, options[stage], logs[stage], iters[stage])
+        timings[stage], cpu_times[stage] = time.time() - t0, cpu_seconds() - c0
+        report_stage(stage, psnr, timings[stage], cpu_times[stage])
+
+    # The two GANs need only stages 1 and 2: they train side by side, one core each, which on two
+    # cores beats two threads per run one after the other (the tiny networks' operations barely
+    # use a second thread).
+    gans = ('gan_l1', 'gan_aesop')
+    t0, c0 = time.time(), cpu_seconds()
+    print(f'[4/5] {STAGE_TITLES["gans"]}, {settings.gan_iters} iterations each, side by side:', flush=True)
+    for stage in gans:
+        print(f'      {stage}: {STAGE_TITLES[stage]}', flush=True)
+    run_side_by_side(root, [(options[stage], logs[stage], iters[stage]) for stage in gans],
+                     on_finish=lambda index, psnr: report_stage(gans[index], psnr, time.time() - t0))
+    timings['gans'], cpu_times['gans'] = time.time() - t0, cpu_seconds() - c0
+
+    t0, c0 = time.time(), cpu_seconds()
     print('[5/5] evaluating on the validation images and drawing panels ...', flush=True)
-    report = build_report(root, GENERATOR, AUTOENCODER,
-                          {key: osp.join(root, checkpoint_path(key)) for key in ('psnr', 'gan_l1', 'gan_aesop')},
-                          osp.join(root, checkpoint_path('ae')), val)
-    timings['report'] = time.time() - t0
-    timings['total'] = time.time() - start
-    write_readme(root, report, settings, options, vgg_note, timings)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small images: one thread is as fast, and does not spin-wait on a busy CPU
+    try:
+        report = build_report(root, GENERATOR, AUTOENCODER,
+                              {key: osp.join(root, checkpoint_path(key)) for key in ('psnr', 'gan_l1', 'gan_aesop')},
+                              osp.join(root, checkpoint_path('ae')), val)
+    finally:
+        torch.set_num_threads(threads)
+    timings['report'], cpu_times['report'] = time.time() - t0, cpu_seconds() - c0
+    timings['total'], cpu_times['total'] = time.time() - start, cpu_seconds() - cpu_start
+    write_readme(root, report, settings, options, vgg_note, timings, cpu_times)
     print(markdown_table(report))
+    print('Mean-colour offset of each output from HR (R/G/B, grey levels):')
+    print(colour_table(report))
     print(f'Auto-encoder report card ({osp.join(root, report["ae_report_card"]["folder"], "report.md")}):')
     for line in report['ae_report_card']['verdicts'].values():
         print(f'  - {line}')
     if report['lpips_note']:
         print(f'  LPIPS not reported: {report["lpips_note"]}')
-    print(f'Done in {timings["total"] / 60:.1f} min. Report: {osp.join(root, "README.md")}; panels in '
+    print(f'Done in {timings["total"] / 60:.1f} min ({cpu_times["total"] / 60:.1f} CPU min). Report: {osp.join(root, "README.md")}; panels in '
           f'{osp.join(root, "panels")}')
     return root
 

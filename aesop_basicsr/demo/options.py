@@ -5,25 +5,35 @@ demo's report folder, where all paths are relative to):
 
 1. ``SRModel``: a tiny RRDBNet trained with L1, the PSNR-oriented network (the paper's decoder
    and GAN initialisation: ESRGAN's PSNR model).
-2. ``AESOPAEModel``: the auto-encoder psi = D(E(.)), decoder initialised from stage 1,
-   L1(psi(HR), HR) + L1(E(HR), LR) (Sec. 3.3).
+2. ``AESOPAEModel``: the auto-encoder psi = D(E(.)), decoder initialised from stage 1 and fine-tuned
+   with L1(psi(HR), HR); the encoder E is the paper's fixed bicubic downsampler (its encoder ablation),
+   not the learned one (see AUTOENCODER).
 3. and 4. ``ESRGANModel`` from stage 1, identical except for ``train.pixel_opt``: L1 or AESOPLoss.
 """
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 SCALE = 4
-GT_SIZE = 128  # VGGStyleDiscriminator accepts 128 or 256 px inputs only
+GT_SIZE = 128  # the GANs' HR patches: VGGStyleDiscriminator accepts 128 or 256 px inputs only
+# The PSNR network's and the auto-encoder's HR patches. 64 px patches cost a third of 128 px ones on a
+# CPU (a quarter of the pixels, and PyTorch's NCHW convolution backward is slow on 16-channel 128 px maps),
+# so these stages see twice the batch for less time.
+PRETRAIN_GT_SIZE = 64
 DATA_ROOT = 'data'
 EXPERIMENTS = 'experiments'
 
 # Tiny versions of the paper's networks, so that every stage runs in about a minute on two CPU cores.
 GENERATOR: Dict[str, Any] = dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, num_feat=16, num_block=2,
                                  num_grow_ch=8, scale=SCALE)
-# num_feat 48: the encoder's full-resolution stem has 48 / 4**2 = 3 channels. With fewer, a colour
-# direction falls into E's null space, AESOP cannot see it, and the GAN drifts along it.
-AUTOENCODER: Dict[str, Any] = dict(type='AESOPAutoEncoder', scale=SCALE, num_in_ch=3, num_feat=48, num_grow_ch=12,
-                                   num_block=1, encoder_type='rrdb', decoder=GENERATOR)
+# The encoder is the fixed antialiased bicubic downsampler (encoder_type 'bicubic', the paper's encoder
+# ablation), not the learned RRDB encoder: in the few hundred iterations a CPU demo affords, the learned
+# encoder's linear stem (two 3-channel convolutions, initialised at 0.1 scale) learns only two of the three
+# colour directions, whatever the data, seed, width or loss weights tried. A uniform colour cast along the
+# third is then invisible to E and so to AESOP, and the AESOP-GAN drifts along it (-9 grey levels of green,
+# -44 of blue in another run). A fixed bicubic E passes every colour, like the LR images it stands for;
+# encoder_type 'rrdb' in options/2_ae.yml (with lr_opt) restores the learned one.
+AUTOENCODER: Dict[str, Any] = dict(type='AESOPAutoEncoder', scale=SCALE, num_in_ch=3, encoder_type='bicubic',
+                                   decoder=GENERATOR)
 DISCRIMINATOR: Dict[str, Any] = dict(type='VGGStyleDiscriminator', num_in_ch=3, num_feat=16, input_size=GT_SIZE)
 
 # The paper's VGG19 perceptual layers and weights (before ReLU), used when VGG19 weights are on disk.
@@ -36,14 +46,15 @@ STAGE_NAMES = {'psnr': 'demo_1_psnr', 'ae': 'demo_2_ae', 'gan_l1': 'demo_3_gan_l
 class DemoSettings:
     """Lengths and switches of the demo's four training runs."""
     psnr_iters: int = 800
-    ae_iters: int = 400
-    gan_iters: int = 200
-    batch_size: int = 4
+    ae_iters: int = 100
+    gan_iters: int = 150
+    batch_size: int = 4  # the GANs' (GT_SIZE patches)
+    pretrain_batch_size: int = 8  # the PSNR network's and the auto-encoder's (PRETRAIN_GT_SIZE patches)
     perceptual: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for key in ('psnr_iters', 'ae_iters', 'gan_iters', 'batch_size'):
+        for key in ('psnr_iters', 'ae_iters', 'gan_iters', 'batch_size', 'pretrain_batch_size'):
             if int(getattr(self, key)) < 1:
                 raise ValueError(f'{key} must be at least 1; got {getattr(self, key)}.')
 
@@ -58,12 +69,12 @@ def dataset_folders(split: str) -> Dict[str, str]:
     return {'gt': f'{DATA_ROOT}/{split}/hr', 'lq': f'{DATA_ROOT}/{split}/lr_x{SCALE}'}
 
 
-def _datasets(batch_size: int) -> Dict[str, Any]:
+def _datasets(batch_size: int, gt_size: int) -> Dict[str, Any]:
     train, val = dataset_folders('train'), dataset_folders('val')
     return {
         'train': dict(name='DemoTrain', type='PairedImageDataset', dataroot_gt=train['gt'], dataroot_lq=train['lq'],
-                      io_backend={'type': 'disk'}, filename_tmpl='{}', gt_size=GT_SIZE, use_hflip=True, use_rot=True,
-                      num_worker_per_gpu=0, batch_size_per_gpu=batch_size, dataset_enlarge_ratio=10,
+                      io_backend={'type': 'disk'}, filename_tmpl='{}', gt_size=gt_size, use_hflip=True, use_rot=True,
+                      num_worker_per_gpu=0, batch_size_per_gpu=batch_size, dataset_enlarge_ratio=2,
                       prefetch_mode=None),
         'val': dict(name='DemoVal', type='PairedImageDataset', dataroot_gt=val['gt'], dataroot_lq=val['lq'],
                     io_backend={'type': 'disk'}, filename_tmpl='{}'),
@@ -81,9 +92,11 @@ def _adam(lr: float) -> Dict[str, Any]:
 
 
 def _common(stage: str, model_type: str, settings: DemoSettings, iters: int) -> Dict[str, Any]:
+    gan = stage.startswith('gan')
+    batch_size, gt_size = (settings.batch_size, GT_SIZE) if gan else (settings.pretrain_batch_size, PRETRAIN_GT_SIZE)
     return dict(
         name=STAGE_NAMES[stage], model_type=model_type, scale=SCALE, num_gpu='auto', manual_seed=settings.seed,
-        datasets=_datasets(settings.batch_size),
+        datasets=_datasets(batch_size, gt_size),
         val=_val(iters),
         logger=dict(print_freq=max(1, iters // 20), save_checkpoint_freq=iters, use_tb_logger=False,
                     wandb=dict(project=None, resume_id=None)),
@@ -106,21 +119,22 @@ def psnr_options(settings: DemoSettings) -> Dict[str, Any]:
 
 
 def ae_options(settings: DemoSettings) -> Dict[str, Any]:
-    """Stage 2: the AESOP auto-encoder, decoder initialised from stage 1 (the paper's synthetic recipe)."""
+    """Stage 2: the AESOP auto-encoder, decoder initialised from stage 1 and fine-tuned through the fixed encoder.
+
+    The paper's AE recipe (Adam 1e-4, constant learning rate, L1(psi(HR), HR)) without its LR term,
+    which a fixed encoder has no parameters for.
+    """
     opt = _common('ae', 'AESOPAEModel', settings, settings.ae_iters)
     opt['network_g'] = dict(AUTOENCODER)
     opt['path'] = dict(pretrain_network_decoder=checkpoint_path('psnr'), param_key_decoder='params',
                        strict_load_decoder=True, resume_state=None)
     opt['train'] = dict(
         ema_decay=0,
-        # the encoder starts random: keep its first large gradients away from the pretrained decoder
-        freeze_decoder_iters=max(1, settings.ae_iters // 3),
-        optim_g=_adam(2e-3),
-        scheduler=dict(type='CosineAnnealingRestartLR', periods=[settings.ae_iters], restart_weights=[1],
-                       eta_min=1e-5),
+        freeze_decoder_iters=0,
+        optim_g=_adam(1e-4),
+        scheduler=dict(type='MultiStepLR', milestones=[settings.ae_iters], gamma=1),
         total_iter=settings.ae_iters, warmup_iter=-1,
-        pixel_opt=dict(type='L1Loss', loss_weight=1.0, reduction='mean'),
-        lr_opt=dict(type='L1Loss', loss_weight=1.0, reduction='mean'))
+        pixel_opt=dict(type='L1Loss', loss_weight=1.0, reduction='mean'))
     return opt
 
 

@@ -1,6 +1,7 @@
 """The demo's report: SR outputs of each trained network on the validation images, a metric table
-(PSNR/SSIM on Y with a 4 px border crop, BasicSR's own functions; LPIPS where available; the HF-energy
-ratio, a weight-free blur measure), panels, and the report card of the demo's auto-encoder.
+(PSNR/SSIM on Y and PSNR on RGB with a 4 px border crop, BasicSR's own functions; LPIPS where available;
+the HF-energy ratio, a weight-free blur measure; the mean-colour offset from HR), panels, and the report
+card of the demo's auto-encoder.
 """
 import csv
 import json
@@ -19,6 +20,7 @@ from basicsr.utils.registry import METRIC_REGISTRY
 from torch import nn
 
 from aesop_basicsr.losses.aesop_loss import AESOPLoss
+from aesop_basicsr.metrics.colour_offset_metric import mean_colour_offset
 from aesop_basicsr.metrics.hf_energy_metric import calculate_hf_energy_ratio
 from aesop_basicsr.report_card.card import write_report_card
 from aesop_basicsr.utils.checkpoint import load_pretrained
@@ -33,6 +35,8 @@ AE_CARD_CROP = 128  # px crops of the frequency sweep (the validation images are
 # method key -> caption; 'bicubic' is not a network
 METHODS = OrderedDict([('bicubic', 'bicubic'), ('psnr', 'PSNR net (start)'), ('gan_l1', 'L1-GAN'),
                        ('gan_aesop', 'AESOP-GAN')])
+# per-channel mean-colour offsets (SR - HR, grey levels): in metrics.json/csv and the colour table
+OFFSET_KEYS = ('offset_r', 'offset_g', 'offset_b')
 
 
 def load_network(net_opt: Dict[str, Any], checkpoint: str, param_key: str = 'params') -> nn.Module:
@@ -72,9 +76,14 @@ def lpips_metric() -> Tuple[Optional[Callable[..., float]], str]:
 
 def image_metrics(sr: np.ndarray, hr: np.ndarray, lpips: Optional[Callable[..., float]],
                   scale: int = 4) -> Dict[str, float]:
+    """Every metric of the demo's table for one uint8 BGR SR/HR pair (see METRIC_HEADERS)."""
+    offset = mean_colour_offset(sr, hr, CROP_BORDER)
     scores = {'psnr': float(calculate_psnr(sr, hr, CROP_BORDER, test_y_channel=True)),
+              'psnr_rgb': float(calculate_psnr(sr, hr, CROP_BORDER, test_y_channel=False)),
               'ssim': float(calculate_ssim(sr, hr, CROP_BORDER, test_y_channel=True)),
-              'hf': float(calculate_hf_energy_ratio(sr, hr, CROP_BORDER, scale=scale, test_y_channel=True))}
+              'hf': float(calculate_hf_energy_ratio(sr, hr, CROP_BORDER, scale=scale, test_y_channel=True)),
+              'colour': float(np.abs(offset).max())}
+    scores.update((key, float(value)) for key, value in zip(OFFSET_KEYS, offset))
     if lpips is not None:
         scores['lpips'] = float(lpips(sr, hr, crop_border=CROP_BORDER))
     return scores
@@ -114,7 +123,8 @@ def build_report(root: str, generator_opt: Dict[str, Any], autoencoder_opt: Dict
         rows = [(METHODS[k], outputs[k], *maps[k]) for k in ('gan_l1', 'gan_aesop') if k in outputs]
         write_png(osp.join(root, 'panels', f'{stem}_errors.png'), error_panel(rows))
 
-    metrics = [m for m in ('psnr', 'ssim', 'lpips', 'hf', 'l1', 'aesop') if m != 'lpips' or lpips is not None]
+    metrics = [m for m in ('psnr', 'psnr_rgb', 'ssim', 'lpips', 'hf', 'colour', 'l1', 'aesop') + OFFSET_KEYS
+               if m != 'lpips' or lpips is not None]
     report = {
         'metrics': metrics,
         'crop_border': CROP_BORDER,
@@ -155,20 +165,30 @@ def _write_csv(path: str, report: Dict[str, Any]) -> None:
                 writer.writerow([key, image] + [f'{scores[m]:.6f}' for m in report['metrics']])
 
 
-METRIC_HEADERS = {'psnr': 'PSNR-Y (dB) ↑', 'ssim': 'SSIM-Y ↑', 'lpips': 'LPIPS ↓',
-                  'hf': 'HF energy SR/HR (1 = HR)', 'l1': 'L1 to HR',
+METRIC_HEADERS = {'psnr': 'PSNR-Y (dB) ↑', 'psnr_rgb': 'PSNR-RGB (dB) ↑', 'ssim': 'SSIM-Y ↑', 'lpips': 'LPIPS ↓',
+                  'hf': 'HF energy SR/HR (1 = HR)', 'colour': 'mean-colour offset, worst channel (grey levels) ↓', 'l1': 'L1 to HR',
                   'aesop': 'AESOP to HR'}
 
 
-DIGITS = {'psnr': 2, 'hf': 3}
+DIGITS = {'psnr': 2, 'psnr_rgb': 2, 'hf': 3, 'colour': 1}
 
 
 def markdown_table(report: Dict[str, Any]) -> str:
-    """The mean of every metric per method, as a markdown table."""
-    metrics = report['metrics']
+    """The mean of every metric per method, as a markdown table (per-channel colour offsets: :func:`colour_table`)."""
+    metrics = [m for m in report['metrics'] if m in METRIC_HEADERS]
     lines = ['| method | ' + ' | '.join(METRIC_HEADERS[m] for m in metrics) + ' |',
              '|---|' + '---:|' * len(metrics)]
     for method in report['methods'].values():
         cells = [f'{method["mean"][m]:.{DIGITS.get(m, 4)}f}' for m in metrics]
+        lines.append(f'| {method["label"]} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def colour_table(report: Dict[str, Any]) -> str:
+    """Each output's mean-colour offset from HR, R/G/B in grey levels, one column per image, as a markdown table."""
+    stems = sorted(next(iter(report['methods'].values()))['images'])
+    lines = ['| method | ' + ' | '.join(stems) + ' |', '|---|' + '---:|' * len(stems)]
+    for method in report['methods'].values():
+        cells = ['/'.join(f'{method["images"][stem][key]:+.1f}' for key in OFFSET_KEYS) for stem in stems]
         lines.append(f'| {method["label"]} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)

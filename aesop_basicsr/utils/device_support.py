@@ -50,15 +50,27 @@ def cpu_flags() -> FrozenSet[str]:
 
 @lru_cache(maxsize=1)
 def cpu_model() -> str:
-    """The CPU's model name, e.g. ``AMD EPYC 9554 64-Core Processor``."""
+    """The CPU's model name with its family and model numbers, e.g. ``AMD EPYC (family 25, model 17)``.
+
+    The numbers tell generations apart where a virtual machine reports a generic name (AMD family 25:
+    model 1 is Zen 3 "Milan", model 17 Zen 4 "Genoa").
+    """
+    fields = {}
     try:
         with open('/proc/cpuinfo') as f:
             for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
+                key, _, value = line.partition(':')
+                key = key.strip()
+                if key in ('model name', 'cpu family', 'model') and key not in fields:
+                    fields[key] = value.strip()
+                if not line.strip():  # the first processor is enough
+                    break
     except OSError:
         pass
-    return platform.processor() or platform.machine() or 'unknown CPU'
+    name = fields.get('model name') or platform.processor() or platform.machine() or 'unknown CPU'
+    if 'cpu family' in fields and 'model' in fields:
+        name += f' (family {fields["cpu family"]}, model {fields["model"]})'
+    return name
 
 
 def aten_cpu_capability() -> str:

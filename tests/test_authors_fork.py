@@ -336,6 +336,22 @@ def test_rrdbnet_legacy_reads_the_old_layout_and_computes_esrgan():
         build_network(dict(type='RRDBNet_LEGACY', nf=8, nb=2, gc=16))
 
 
+def test_their_legacy_esrgan_test_file_loads_the_released_layout(tmp_path):
+    """Their test file for RRDB_ESRGAN_x4.pth / BSRGAN.pth (a bare state dict in the old layout), through BasicSR's
+    load_network: with ``param_key_g: ~`` (their fork skipped the key for these files by name) every tensor arrives."""
+    legacy = signal_weights(RRDBNet(3, 3, num_feat=8, num_block=1, num_grow_ch=32), seed=4)
+    path = str(tmp_path / 'RRDB_ESRGAN_x4.pth')
+    torch.save(legacy_keys(legacy.state_dict()), path)
+    opt = fork.TEST_FILES['test/baselines/baselines_main/test_Synthetic_officialESRGAN.yml'](
+        fork.Data(pretrain_g=path), False)
+    opt['path']['param_key_g'] = None
+    opt.update(is_train=False, dist=False, rank=0, world_size=1)
+    model = build_model(opt)
+    lq = to_tensor(photo('coffee', 16))
+    with torch.no_grad():
+        assert torch.allclose(model.net_g(lq), legacy(lq), atol=1e-5)
+
+
 def test_use_flip_reaches_the_dataset_as_use_hflip(paired_x4):
     for flip in (True, False):
         opt = dict(name='DF2K', type='PairedImageDataset', phase='train', scale=4, dataroot_gt=paired_x4['train']['gt'],

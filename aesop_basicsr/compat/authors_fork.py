@@ -185,6 +185,7 @@ def legacy_esrgan_class() -> type:
         def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
             return super().load_state_dict(self.fold_released_keys(state_dict), strict=strict, assign=assign)
 
+    RRDBNet_LEGACY.__qualname__ = 'RRDBNet_LEGACY'
     return RRDBNet_LEGACY
 
 

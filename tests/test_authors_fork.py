@@ -257,6 +257,8 @@ def test_autoencoder_rrdbnet_is_the_papers_autoencoder_with_their_tensors():
         assert torch.equal(reloaded(x), net(x))
     with pytest.raises(OptionError, match=r'^AutoEncoder_RRDBNet:dec_opt:type: \'SwinIR\''):
         build_network(dict(their, dec_opt=dict(type='SwinIR', upscale=4)))
+    with pytest.raises(OptionError, match=r'^AutoEncoder_RRDBNet:dec_opt:num_in_ch: missing'):
+        build_network(dict(their, dec_opt={k: v for k, v in their['dec_opt'].items() if k != 'num_in_ch'}))
 
 
 def test_autoencoder_loss_is_aesop_of_the_file_named_in_autoencoder_load(fork_ae_file):

@@ -105,7 +105,11 @@ def autoencoder_options(enc_opt: Optional[Mapping[str, Any]], dec_opt: Mapping[s
     defaults = inspect.signature(ARCH_REGISTRY.get('RRDBNet')).parameters
 
     def value(key: str) -> Any:
-        return decoder[key] if key in decoder else defaults[key].default
+        if key in decoder:
+            return decoder[key]
+        if defaults[key].default is inspect.Parameter.empty:
+            raise cannot_honour(f'AutoEncoder_RRDBNet:dec_opt:{key}', 'missing: their encoder is built from it')
+        return defaults[key].default
 
     return dict(scale=ENCODER_SCALE, num_in_ch=value('num_in_ch'), num_feat=value('num_feat'),
                 num_grow_ch=value('num_grow_ch'), num_block=ENCODER_BLOCKS, encoder_type='rrdb', decoder=decoder)

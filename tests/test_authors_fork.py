@@ -7,7 +7,6 @@ synthetic AE file just trained. The real-world file (Real-ESRGAN's pipeline, whi
 in-process with the CPU stand-in of test_dropin_models. Each of their test files builds its model and runs
 it. scripts/check_authors_option_files.py checks the descriptions against their real files.
 """
-import json
 import math
 import os
 import re
@@ -15,9 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from copy import deepcopy
 from os import path as osp
 
+import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 from basicsr.archs import build_network
 from basicsr.archs.arch_util import default_init_weights
 from basicsr.archs.rrdbnet_arch import RRDBNet
@@ -293,6 +294,9 @@ def test_their_metric_names_compute_the_papers_protocol(stand_in_alexnet):
     assert calculate_metric({'img': sr, 'img2': hr}, block) == calculate_lpips(sr, hr, 0)
 
 
+BATCH_NORM_TENSORS = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
+
+
 def test_vgg_discriminators_have_their_layout():
     for size in (128, 256):
         net = build_network(dict(type=f'VGGStyleDiscriminator{size}', num_in_ch=3, num_feat=4))
@@ -302,8 +306,7 @@ def test_vgg_discriminators_have_their_layout():
         for i in range(stages):
             for j in (0, 1):
                 if (i, j) != (0, 0):
-                    expected |= {f'conv{i}_{j}.weight'} | {f'bn{i}_{j}.{p}' for p in ('weight', 'bias', 'running_mean',
-                                                                                     'running_var', 'num_batches_tracked')}
+                    expected |= {f'conv{i}_{j}.weight'} | {f'bn{i}_{j}.{p}' for p in BATCH_NORM_TENSORS}
         assert set(net.state_dict()) == expected
         assert net.linear1.in_features == 4 * 8 * 4 * 4
         assert tuple(net(torch.rand(2, 3, size, size)).shape) == (2, 1)
@@ -455,12 +458,7 @@ def test_our_autoencoder_test_file_measures_psi_hr_against_hr(paired_x4, fork_ae
     psi.eval()
     expected = []
     for name in sorted(os.listdir(paired_x4['val']['gt'])):
-        hr = load_photo_file(osp.join(paired_x4['val']['gt'], name))
+        hr = cv2.imread(osp.join(paired_x4['val']['gt'], name), cv2.IMREAD_COLOR)
         with torch.no_grad():
             expected.append(calculate_psnr(tensor2img([psi(to_tensor(hr))]), hr, 4, test_y_channel=True))
     assert model.metric_results['psnr'] == pytest.approx(np.mean(expected), abs=1e-6)
-
-
-def load_photo_file(path: str) -> np.ndarray:
-    import cv2
-    return cv2.imread(path, cv2.IMREAD_COLOR)

@@ -56,7 +56,8 @@ def drct(full: bool) -> Dict[str, Any]:
 
 
 def spsrnet(full: bool) -> Dict[str, Any]:
-    return dict(type='SPSRNet', in_nc=3, out_nc=3, nf=64 if full else 8, nb=23 if full else 1, gc=32)
+    # SPSR's gradient branch reads the trunk after RRDB 5, 10, 15 and 20: at least 20 blocks, even tiny
+    return dict(type='SPSRNet', in_nc=3, out_nc=3, nf=64 if full else 4, nb=23 if full else 20, gc=32 if full else 4)
 
 
 def rrdbnet_legacy(full: bool) -> Dict[str, Any]:

@@ -269,18 +269,18 @@ def test_card_figures_are_basicsr_psnr_of_the_saved_images(card, trained_ae, pai
         np.testing.assert_array_equal(cv2.imread(str(images / f'{stem}_lr_bicubic.png')),
                                       cv2.imread(osp.join(paired_x4['val']['lq'], f'{stem}.png')))
         lr = cv2.imread(osp.join(paired_x4['val']['lq'], f'{stem}.png'))
-        assert scores['ae_psnr'] == pytest.approx(calculate_psnr(ae_img, hr, 4, test_y_channel=True), abs=1e-9)
-        assert scores['ae_ssim'] == pytest.approx(calculate_ssim(ae_img, hr, 4, test_y_channel=True), abs=1e-9)
-        assert scores['lr_psnr'] == pytest.approx(calculate_psnr(code, lr, 1, test_y_channel=True), abs=1e-9)
-        assert float(rows[stem]['ae_psnr']) == pytest.approx(scores['ae_psnr'], abs=1e-5)
-    mean = np.mean([s['lr_psnr'] for s in report['per_image'].values()])
-    assert report['mean']['lr_psnr'] == pytest.approx(mean)
-    assert report['mean']['ae_psnr'] > 13  # trained: 17-19 dB on each CPU tried, an untrained AE about 8 dB
+        assert scores['recon_psnr'] == pytest.approx(calculate_psnr(ae_img, hr, 4, test_y_channel=True), abs=1e-9)
+        assert scores['recon_ssim'] == pytest.approx(calculate_ssim(ae_img, hr, 4, test_y_channel=True), abs=1e-9)
+        assert scores['code_psnr'] == pytest.approx(calculate_psnr(code, lr, 1, test_y_channel=True), abs=1e-9)
+        assert float(rows[stem]['recon_psnr']) == pytest.approx(scores['recon_psnr'], abs=1e-5)
+    mean = np.mean([s['code_psnr'] for s in report['per_image'].values()])
+    assert report['mean']['code_psnr'] == pytest.approx(mean)
+    assert report['mean']['recon_psnr'] > 13  # trained: 17-19 dB on each CPU tried, an untrained AE about 8 dB
 
 
 def test_card_writes_verdicts_plot_and_frequency_table(card):
     report, out = card['report'], card['dir']
-    assert set(report['verdicts']) == {'ae_psnr', 'lr_psnr', 'frequency_response', 'encoder_gain'}
+    assert set(report['verdicts']) == {'recon_psnr', 'code_psnr', 'frequency_response', 'encoder_gain'}
     # the verdict is the one for the card's own figures (which one depends on where a tiny AE's training ends)
     sweep = report['frequency_response']
     rows, nyquist = sweep['rows'], sweep['lr_nyquist']
@@ -306,6 +306,11 @@ def test_card_writes_verdicts_plot_and_frequency_table(card):
     for line in report['verdicts'].values():
         assert line in markdown
     assert '![frequency response](frequency_response.png)' in markdown
+    # the AE's own figures are named apart from the supplement's AE-PSNR / LR-PSNR of an SR output
+    assert '| image | reconstruction PSNR (dB) | reconstruction SSIM | code PSNR (dB) | bicubic PSNR (dB) |' in markdown
+    assert 'AE-PSNR (dB)' not in markdown and 'LR-PSNR (dB)' not in markdown
+    with open(out / 'per_image.csv') as f:
+        assert next(csv.reader(f)) == ['image', 'recon_psnr', 'recon_ssim', 'code_psnr', 'bicubic_psnr']
 
 
 def constructed_response(below: float, above: float, peak: float) -> FrequencyResponse:
@@ -372,7 +377,7 @@ def test_box_encoder_ablation_card_checks_the_encoder_against_theory(paired_x4, 
     gains = [(r['encoder_gain'], r['encoder_reference']) for r in report['frequency_response']['rows']]
     assert max(abs(a - b) for a, b in gains) < 1e-4
     # with the area encoder E(HR) is the box-averaged HR image, a few dB from MATLAB bicubic
-    assert 25 < report['mean']['lr_psnr'] < 60
+    assert 25 < report['mean']['code_psnr'] < 60
 
 
 def test_report_mode_errors_name_the_flag(paired_x4, trained_ae, tmp_path):

@@ -1,8 +1,9 @@
 """AESOP (CVPR 2025) as a plugin for the unmodified BasicSR.
 
 ``import aesop_basicsr`` registers AESOPLoss, AESOPAutoEncoder, the AE pretraining model,
-the LDL+ESRGAN model and the LPIPS/DISTS metrics into BasicSR's registries. Once the package is
-installed, every process that imports ``basicsr`` does this on its own right after BasicSR has
+the LDL+ESRGAN model and the LPIPS/DISTS metrics into BasicSR's registries, and makes BasicSR
+read option files with a YAML loader that builds no Python objects (``aesop_basicsr.utils.safe_yaml``).
+Once the package is installed, every process that imports ``basicsr`` does this on its own right after BasicSR has
 loaded (``aesop_basicsr_autoload``; ``AESOP_BASICSR_AUTOLOAD=0`` turns that off). Importing it
 again, before or after BasicSR, changes nothing.
 """
@@ -17,7 +18,10 @@ from aesop_basicsr.metrics.dists_metric import calculate_dists  # noqa: E402
 from aesop_basicsr.metrics.lpips_metric import calculate_lpips  # noqa: E402
 from aesop_basicsr.models.aesop_ae_model import AESOPAEModel  # noqa: E402
 from aesop_basicsr.models.esrgan_ldl_model import ESRGANLDLModel  # noqa: E402
+from aesop_basicsr.utils.safe_yaml import harden_basicsr_option_loading  # noqa: E402
 from aesop_basicsr.version import __version__  # noqa: E402
+
+harden_basicsr_option_loading()
 
 __all__ = ['AESOPAutoEncoder', 'AESOPLoss', 'AESOPAEModel', 'ESRGANLDLModel', 'calculate_lpips', 'calculate_dists',
            '__version__']

@@ -220,7 +220,7 @@ def test_8_option_file_code_never_runs_through_any_entry_point(field, tmp_path):
 
 def test_image_truncated_after_the_check_is_named_with_its_key_and_the_state_is_kept(field):
     run = field['runs']['decode']
-    assert 'Data check: 12 images of 2 datasets headers read in' in run['out']  # its header is intact
+    assert 'Data check (headers): 12 images of 2 datasets in' in run['out']  # its header is intact
     assert error_lines(run) == [
         f"aesop-train: error: datasets:val: '{field['truncated']}' cannot be decoded (OpenCV cannot decode it: "
         'truncated or damaged); stopped. Replace or remove the file (a training run resumes from its last saved '

@@ -51,10 +51,9 @@ class CheckSummary:
     def __str__(self) -> str:
         if self.mode == 'off':
             return 'Data check: off (--data-check off).'
-        how = 'headers read' if self.mode == 'headers' else 'decoded'
         skipped = f'; not checked (type or io_backend not covered): {", ".join(self.not_checked)}' \
             if self.not_checked else ''
-        return (f'Data check: {self.images} images of {self.datasets} datasets {how} in {self.seconds:.2f} s, '
+        return (f'Data check ({self.mode}): {self.images} images of {self.datasets} datasets in {self.seconds:.2f} s, '
                 f'no problems{skipped}.')
 
 

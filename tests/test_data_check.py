@@ -92,6 +92,7 @@ def test_every_problem_is_named_in_one_line_with_its_key_and_files(tmp_path):
     write(osp.join(extra_lq['lq'], 'orphan.png'), np.zeros((16, 16, 3), np.uint8))
     opt = {'scale': 4, 'datasets': {
         'train': paired(field, gt_size=128),
+        'train_bad_tmpl': paired(template, gt_size=32, filename_tmpl='{name}_x4'),
         'train_tmpl': paired(template, gt_size=32, filename_tmpl='{}x4'),
         'val_meta': paired(template, meta_info_file=str(meta)),
         'val_extra': paired(extra_lq),
@@ -106,6 +107,7 @@ def test_every_problem_is_named_in_one_line_with_its_key_and_files(tmp_path):
         f"LQ '{lq}/hr203.png' 50x50 (x4: 200x200).",
         f'datasets:train: 4 of 10 pairs where LQ is smaller than the LQ patch 32x32 (gt_size 128 / scale 4): '
         f"'{lq}/small_a.png' 24x24, '{lq}/small_b.png' 24x24, '{lq}/small_c.png' 24x24, and 1 more.",
+        "datasets:train_bad_tmpl:filename_tmpl: '{name}_x4' is not a file name template with one {}.",
         f"datasets:train_tmpl:filename_tmpl: 2 of 2 GT images without an LQ image named by filename_tmpl '{{}}x4' "
         f"in dataroot_lq '{template['lq']}': 'astronaut.png' (no 'astronautx4.png'), 'coffee.png' (no 'coffeex4.png').",
         f"datasets:val_meta:meta_info_file: 2 of 4 lines of '{meta}' that name no image pair: line 2 (empty), "
@@ -200,10 +202,12 @@ def test_single_image_and_gt_only_datasets_and_types_not_covered(tmp_path):
     opt = {'scale': 4, 'datasets': {
         'test': dict(type='SingleImageDataset', io_backend={'type': 'disk'}, dataroot_lq=folders['lq']),
         'train': dict(type='RealESRGANDataset', io_backend={'type': 'disk'}, dataroot_gt=folders['gt']),
+        'val': dict(type='PairedImageDataset', io_backend={'type': 'disk'}, dataroot_gt=folders['gt']),
     }}
     assert problems_of(opt) == [
         f"datasets:test:dataroot_lq: 1 of 3 LQ images cannot be read: '{folders['lq']}/empty.png' (empty file, 0 bytes).",
-        "datasets:train:meta_info: not set, and RealESRGANDataset on disk reads its images from it: None."]
+        'datasets:train:meta_info: not set, and RealESRGANDataset on disk reads its images from it.',
+        'datasets:val:dataroot_lq: None is not a folder, and PairedImageDataset reads its LQ images from one.']
     os.remove(osp.join(folders['lq'], 'empty.png'))
     summary = check_datasets({'datasets': {
         'test': opt['datasets']['test'],

@@ -155,6 +155,14 @@ def parse_with_aesop_train(monkeypatch, field: dict, opt_file: str):
     return aesop_train.parse_checked_options(field['work'], True)
 
 
+def refused_by_check_and_aesop_train(monkeypatch, field: dict, name: str, message: str) -> None:
+    """The check command's process printed ``message`` for option file ``name``; aesop-train's parsing raises it."""
+    assert check_reports(field)[name] == [['aesop-check: error: ' + message]]
+    with pytest.raises(OptionError) as err:
+        parse_with_aesop_train(monkeypatch, field, field[name])
+    assert str(err.value) == message
+
+
 def trained_nothing(field: dict, run: dict, name: str) -> bool:
     return 'iter:' not in run['out'] + run['err'] and not osp.exists(osp.join(field['work'], 'experiments', name))
 
@@ -163,10 +171,7 @@ def test_1_x4_autoencoder_in_an_x2_run(field, monkeypatch):
     message = (f"train:pixel_opt:autoencoder:scale is 4 but scale is 2 in {field['ae_scale']}: the auto-encoder's "
                'bottleneck must be the LR size; use an x2 auto-encoder (and its weights), or scale: 4 with x4 data and '
                'generator.')
-    assert check_reports(field)['ae_scale'] == [['aesop-check: error: ' + message]]
-    with pytest.raises(OptionError) as err:
-        parse_with_aesop_train(monkeypatch, field, field['ae_scale'])
-    assert str(err.value) == message
+    refused_by_check_and_aesop_train(monkeypatch, field, 'ae_scale', message)
 
 
 def test_2_3_4_broken_training_images_are_all_named_before_training(field):
@@ -190,10 +195,7 @@ def test_7_cuda_only_model_on_a_host_without_cuda(field, monkeypatch):
                '(DiffJPEG, USMSharp, the training pair queue) is put on the GPU with .cuda()), and this host has none; '
                'run it on a CUDA host, or train on CPU from prepared LR/HR pairs (aesop-prepare, PairedImageDataset) '
                'with model_type: ESRGANModel (SRModel for the PSNR stage).')
-    assert check_reports(field)['cuda_only'] == [['aesop-check: error: ' + message]]
-    with pytest.raises(OptionError) as err:
-        parse_with_aesop_train(monkeypatch, field, field['cuda_only'])
-    assert str(err.value) == message
+    refused_by_check_and_aesop_train(monkeypatch, field, 'cuda_only', message)
 
 
 def test_8_option_file_code_never_runs_through_any_entry_point(field, tmp_path):

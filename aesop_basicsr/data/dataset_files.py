@@ -46,11 +46,11 @@ class Problem:
 
     def line(self, named: int, opt_file: str = '') -> str:
         """``key (in opt_file): n of total what: first, second, third, and N more.``"""
-        shown = ', '.join(self.items[:named])
+        shown = ': ' + ', '.join(self.items[:named]) if self.items else ''
         more = f', and {len(self.items) - named} more' if len(self.items) > named else ''
         count = f'{len(self.items)} of {self.total} ' if self.total else ''
         where = f' (in {opt_file})' if opt_file else ''
-        return f'{self.key}{where}: {count}{self.what}: {shown}{more}.'
+        return f'{self.key}{where}: {count}{self.what}{shown}{more}.'
 
 
 class DiskImages:
@@ -177,12 +177,7 @@ def _paired_folders(prefix: str, dataset: Mapping, problems: List[Problem]) -> L
     gt_names, lq_names = sorted(scandir(gt_folder)), set(scandir(lq_folder))  # sorted: reports in name order
     samples, unpaired, used = [], [], set()
     for gt_name in gt_names:
-        try:
-            lq_name = _lq_name(tmpl, gt_name)
-        except (IndexError, KeyError, ValueError):
-            problems.append(Problem(f'{prefix}:filename_tmpl', '', 'not a file name template with one {}',
-                                    [repr(tmpl)]))
-            return []
+        lq_name = _lq_name(tmpl, gt_name)
         if lq_name in lq_names:
             samples.append({'gt': osp.join(gt_folder, gt_name), 'lq': osp.join(lq_folder, lq_name)})
             used.add(lq_name)
@@ -241,7 +236,7 @@ def _single_role(prefix: str, dataset: Mapping, role: str, meta_key: str, lmdb: 
     if dataset.get(meta_key) is None:
         if role == 'gt':  # RealESRGANDataset reads meta_info on disk
             problems.append(Problem(f'{prefix}:{meta_key}', '', f'not set, and {dataset.get("type")} on disk reads '
-                                    'its images from it', [repr(None)]))
+                                    'its images from it'))
             return []
         return [{role: path} for path in sorted(scandir(folder, full_path=True))]
     lines = _read_lines(dataset[meta_key])
@@ -273,8 +268,20 @@ def resolve_dataset(prefix: str, dataset: Mapping) -> Optional[DatasetFiles]:
     lmdb = backend == 'lmdb'
     problems: List[Problem] = []
     name = base_type(dataset.get('type'))
+    for role in roles:
+        if not dataset.get(f'dataroot_{role}') or not osp.isdir(_folder(dataset, role)):
+            problems.append(Problem(f'{prefix}:dataroot_{role}', '', f'{dataset.get(f"dataroot_{role}")!r} is not a '
+                                    f'folder, and {dataset.get("type")} reads its {role.upper()} images from one'))
+    if problems:
+        return DatasetFiles({}, [], problems)
     if roles == ('gt', 'lq'):
         meta_key = PAIRED_TYPES[name]
+        tmpl = str(dataset.get('filename_tmpl', '{}'))
+        try:
+            _lq_name(tmpl, 'x.png')
+        except (IndexError, KeyError, ValueError):
+            problems.append(Problem(f'{prefix}:filename_tmpl', '', f'{tmpl!r} is not a file name template with one {{}}'))
+            return DatasetFiles({}, [], problems)
         if lmdb:
             samples = _paired_lmdb(prefix, dataset, problems)
         elif dataset.get(meta_key) is not None:

@@ -18,7 +18,8 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from aesop_basicsr.data.dataset_check import CheckSummary, check_datasets
-from aesop_basicsr.utils.cli import DEBUG_FLAG, UserErrorExit, command, debug_requested, is_user_error, report_user_error
+from aesop_basicsr.utils.cli import (DEBUG_FLAG, UserErrorExit, command, debug_requested, is_user_error,
+                                     report_user_error)
 from aesop_basicsr.utils.options import check_before_run, read_option_file
 
 PROG = 'aesop-check'

@@ -205,7 +205,8 @@ def test_single_image_and_gt_only_datasets_and_types_not_covered(tmp_path):
         'val': dict(type='PairedImageDataset', io_backend={'type': 'disk'}, dataroot_gt=folders['gt']),
     }}
     assert problems_of(opt) == [
-        f"datasets:test:dataroot_lq: 1 of 3 LQ images cannot be read: '{folders['lq']}/empty.png' (empty file, 0 bytes).",
+        f"datasets:test:dataroot_lq: 1 of 3 LQ images cannot be read: '{folders['lq']}/empty.png' "
+        '(empty file, 0 bytes).',
         'datasets:train:meta_info: not set, and RealESRGANDataset on disk reads its images from it.',
         'datasets:val:dataroot_lq: None is not a folder, and PairedImageDataset reads its LQ images from one.']
     os.remove(osp.join(folders['lq'], 'empty.png'))

@@ -2,14 +2,16 @@
 
 The processes start together, once per module (each costs a torch + BasicSR import):
 
-1. an x4 auto-encoder in an x2 run (``aesop-train``);
-2-4. a training folder with a 0-byte HR image, an HR image that is not 4x its LR, and LR images
-   smaller than the LR patch (``aesop-train``; all three named at once);
-7. Real-ESRGAN's model on a host without CUDA (``aesop-train``);
-8. an option file whose YAML runs a command, through every entry point the plugin covers
-   (``python -m basicsr.train`` with the installed hook, ``aesop-train``, ``aesop-check``);
-and an image truncated after its header, which passes the header check and fails to decode at the
-first validation, after a checkpoint (``aesop-train``: named with its dataset key; the state is kept).
+- ``aesop-train`` on a training folder with a 0-byte HR image, an HR image that is not 4x its LR, and
+  LR images smaller than the LR patch (situations 2-4: all three named at once, nothing trained);
+- ``aesop-train``, ``aesop-check`` and ``python -m basicsr.train`` (with the installed hook) on an
+  option file whose YAML runs a command (situation 8: the command never runs);
+- one ``aesop-check`` over four option files: that one, the broken data, an x4 auto-encoder in an x2 run
+  (situation 1) and Real-ESRGAN's model on a host without CUDA (situation 7), one report each;
+  ``aesop-train`` runs the same checks, which is asserted in-process for 1 and 7;
+- ``aesop-train`` on data with an image truncated after its header: it passes the header check and
+  fails to decode at the first validation, after the checkpoint of iteration 2: named with its
+  dataset key, and that checkpoint is what ``--auto_resume`` takes.
 """
 import os
 import re

@@ -32,7 +32,7 @@ def launched(tmp_path_factory, paired_x4, stand_in_alexnet) -> dict:
     yml = write_yaml(str(work / 'launch.yml'), opt)
     proc = must_succeed(run([sys.executable, '-m', 'torch.distributed.launch', '--nproc_per_node=2',
                              f'--master_port={free_port()}', '-m', 'aesop_basicsr.train', '-opt', yml,
-                             '--launcher', 'pytorch'], str(work)))
+                             '--launcher', 'pytorch'], str(work), CUDA_VISIBLE_DEVICES=''))  # gloo, also on GPU hosts
     return dict(proc=proc, log=read_logs(osp.join(str(work), 'experiments', opt['name'])))
 
 

@@ -71,7 +71,8 @@ def _read_one(read, images: Any, key: str) -> Tuple[str, Any]:
         return key, UnreadableImage(f'cannot be read: {err.strerror or err}')
 
 
-def read_images(prefix: str, files: DatasetFiles, mode: str, problems: List[Problem]) -> Dict[Tuple[str, str], ImageSize]:
+def read_images(prefix: str, files: DatasetFiles, mode: str,
+                problems: List[Problem]) -> Dict[Tuple[str, str], ImageSize]:
     """(role, key) -> size of every image of ``files``; an unreadable one adds to ``problems`` instead."""
     sizes = {}
     for role, images in files.roles.items():

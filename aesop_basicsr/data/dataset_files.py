@@ -165,8 +165,9 @@ def _paired_lmdb(prefix: str, dataset: Mapping, problems: List[Problem]) -> List
     for role, other in (('gt', 'lq'), ('lq', 'gt')):
         only = sorted(set(keys[role]) - set(keys[other]))
         if only:
-            problems.append(Problem(f'{prefix}:dataroot_{role}', f'{len(keys[role])} keys', f'not in the {other.upper()} '
-                                    'database (BasicSR needs the same keys in both)', [repr(k) for k in only]))
+            problems.append(Problem(f'{prefix}:dataroot_{role}', f'{len(keys[role])} keys',
+                                    f'not in the {other.upper()} database (BasicSR needs the same keys in both)',
+                                    [repr(k) for k in only]))
     common = set(keys['lq'])
     return [{'gt': key, 'lq': key} for key in keys['gt'] if key in common]
 
@@ -184,8 +185,9 @@ def _paired_folders(prefix: str, dataset: Mapping, problems: List[Problem]) -> L
         else:
             unpaired.append(f'{gt_name!r} (no {lq_name!r})')
     if unpaired:
-        problems.append(Problem(f'{prefix}:filename_tmpl', f'{len(gt_names)} GT images', f'without an LQ image named by '
-                                f'filename_tmpl {tmpl!r} in dataroot_lq {lq_folder!r}', unpaired))
+        problems.append(Problem(f'{prefix}:filename_tmpl', f'{len(gt_names)} GT images',
+                                f'without an LQ image named by filename_tmpl {tmpl!r} in dataroot_lq {lq_folder!r}',
+                                unpaired))
     if len(lq_names) != len(gt_names):
         extra = sorted(lq_names - used)
         problems.append(Problem(f'{prefix}:dataroot_lq', f'{len(lq_names)} LQ images', f'that no GT image pairs with '
@@ -280,7 +282,8 @@ def resolve_dataset(prefix: str, dataset: Mapping) -> Optional[DatasetFiles]:
         try:
             _lq_name(tmpl, 'x.png')
         except (IndexError, KeyError, ValueError):
-            problems.append(Problem(f'{prefix}:filename_tmpl', '', f'{tmpl!r} is not a file name template with one {{}}'))
+            problems.append(Problem(f'{prefix}:filename_tmpl', '',
+                                    f'{tmpl!r} is not a file name template with one {{}}'))
             return DatasetFiles({}, [], problems)
         if lmdb:
             samples = _paired_lmdb(prefix, dataset, problems)

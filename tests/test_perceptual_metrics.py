@@ -267,19 +267,24 @@ def test_missing_better_key_is_warned_once_and_only_when_missing(name, construct
                       'models add it themselves).']
 
 
-def test_our_models_set_better_lower_for_lower_is_better_metrics(paired_x4, tmp_path):
-    """AESOPAEModel tracks LPIPS (and its LR copy) as lower-is-better when the option file forgot to say so."""
-    from tiny_training import TINY_AE
+@pytest.mark.parametrize('model_type', ['AESOPAEModel', 'ESRGANLDLModel'])
+def test_our_models_set_better_lower_for_lower_is_better_metrics(model_type):
+    """Under any train.py, AESOP's models track LPIPS (and AESOPAEModel its LR copy) as lower-is-better when the
+    option file forgot to say so."""
+    from tiny_training import NET_G, TINY_AE
     opt = {
-        'name': 'ae_metrics', 'model_type': 'AESOPAEModel', 'scale': 4, 'num_gpu': 0, 'dist': False, 'rank': 0,
-        'world_size': 1, 'is_train': False, 'network_g': dict(TINY_AE), 'path': {'pretrain_network_g': None},
+        'name': 'metrics', 'model_type': model_type, 'scale': 4, 'num_gpu': 0, 'dist': False, 'rank': 0,
+        'world_size': 1, 'is_train': False, 'path': {'pretrain_network_g': None},
+        'network_g': dict(TINY_AE if model_type == 'AESOPAEModel' else NET_G),
         'val': {'metrics': {'lpips': {'type': 'calculate_lpips', 'crop_border': 4},
                             'psnr': {'type': 'calculate_psnr', 'crop_border': 4}}},
     }
     model = build_model(opt)
     model._initialize_best_metric_results('val')
-    assert {name: best['better'] for name, best in model.best_metric_results['val'].items()} == {
-        'lpips': 'lower', 'psnr': 'higher', 'lpips_lr': 'lower', 'psnr_lr': 'higher'}
+    expected = {'lpips': 'lower', 'psnr': 'higher'}
+    if model_type == 'AESOPAEModel':
+        expected.update(lpips_lr='lower', psnr_lr='higher')
+    assert {name: best['better'] for name, best in model.best_metric_results['val'].items()} == expected
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')

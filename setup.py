@@ -62,9 +62,9 @@ setup(
     packages=find_packages(include=['aesop_basicsr', 'aesop_basicsr.*']),
     py_modules=['aesop_basicsr_autoload'],
     cmdclass={'build': build_with_autoload_pth, 'build_autoload_pth': build_autoload_pth},
-    python_requires='>=3.8',
+    python_requires='>=3.10',  # spandrel
     install_requires=['basicsr>=1.4.2', 'torch', 'numpy', 'opencv-python', 'pyyaml', 'safetensors', 'lpips', 'dists-pytorch',
-                      'scikit-image', 'matplotlib', 'pillow'],
+                      'scikit-image', 'matplotlib', 'spandrel', 'pillow'],
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [

@@ -54,8 +54,8 @@ from aesop_basicsr.data.dataset_check import check_datasets
 from aesop_basicsr.data.unreadable_images import NamedDecodeFailures
 from aesop_basicsr.metrics.lower_is_better import fill_in_better
 from aesop_basicsr.utils import distributed
-from aesop_basicsr.utils.checkpoint import (check_fits, is_temp_file, read_checkpoint, read_training_state,
-                                            save_checkpoint, select_params)
+from aesop_basicsr.utils.checkpoint import (basicsr_param_key, check_fits, is_temp_file, read_checkpoint,
+                                            read_training_state, save_checkpoint, select_params)
 from aesop_basicsr.utils.cli import CheckpointError, UserError, command
 from aesop_basicsr.utils.options import UNREADABLE_IMAGE_KEY, check_before_run, check_force_yml, read_option_file
 
@@ -285,11 +285,9 @@ def load_network(self, net, load_path, strict=True, param_key='params') -> None:
     param_key_option = option_key.replace('pretrain_network', 'param_key')
     net = self.get_bare_model(net)
     checkpoint = read_checkpoint(load_path, option_key)
-    if param_key is not None and param_key not in checkpoint and not any(
-            k.startswith(param_key + '.') for k in checkpoint):
-        if 'params' in checkpoint or any(k.startswith('params.') for k in checkpoint):
-            param_key = 'params'
-            logger.info('Loading: params_ema does not exist, use params.')
+    if basicsr_param_key(checkpoint, param_key) != param_key:
+        param_key = 'params'
+        logger.info('Loading: params_ema does not exist, use params.')
     logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
     state = select_params(checkpoint, param_key, load_path, param_key_option)
     fold = getattr(net, 'fold_released_keys', None)

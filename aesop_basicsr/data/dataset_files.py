@@ -15,7 +15,7 @@ type                          images    listed by
 ``PairedImageDataset``        GT + LQ   ``meta_info_file`` (+ ``filename_tmpl``), else the folders
 ``RealESRGANPairedDataset``   GT + LQ   ``meta_info`` (``gt, lq`` per line), else the folders
 ``SingleImageDataset``        LQ        ``meta_info_file``, else the folder
-``RealESRGANDataset``         GT        ``meta_info``
+``RealESRGANDataset``         GT        ``meta_info`` (``~``: the folder, as :mod:`aesop_basicsr.compat` reads it)
 ============================  ========  =====================================================
 
 lmdb: the keys of ``<dataroot>/meta_info.txt`` (the same in both databases of a pair).
@@ -236,10 +236,11 @@ def _single_role(prefix: str, dataset: Mapping, role: str, meta_key: str, lmdb: 
         keys = _lmdb_keys(prefix, folder, role, problems)
         return [{role: key} for key in keys or ()]
     if dataset.get(meta_key) is None:
-        if role == 'gt':  # RealESRGANDataset reads meta_info on disk
+        if role == 'gt' and meta_key not in dataset:  # RealESRGANDataset reads meta_info on disk
             problems.append(Problem(f'{prefix}:{meta_key}', '', f'not set, and {dataset.get("type")} on disk reads '
                                     'its images from it'))
             return []
+        # SingleImageDataset; RealESRGANDataset with meta_info: ~ as aesop_basicsr.compat builds it (the authors')
         return [{role: path} for path in sorted(scandir(folder, full_path=True))]
     lines = _read_lines(dataset[meta_key])
     samples, bad = [], []

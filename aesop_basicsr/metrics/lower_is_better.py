@@ -6,10 +6,11 @@ that dict, ``better`` included, as keyword arguments to the metric function
 (``basicsr.metrics.calculate_metric``). So a lower-is-better metric without ``better: lower`` logs its
 worst value as Best, silently. Here:
 
-- :func:`lower_is_better` marks a metric function (ours: ``calculate_lpips``, ``calculate_dists``);
-  BasicSR's ``calculate_niqe`` is known too;
+- :func:`lower_is_better` marks a metric function (ours: ``calculate_lpips``, ``calculate_dists``, and the
+  authors' names for them, ``calculate_{lpips,dists}_pytorch``); BasicSR's ``calculate_niqe`` is known too;
 - :func:`fill_in_better` sets ``better: lower`` where it is missing, and says so in the log:
-  ``aesop-train`` and AESOP's models (``AESOPAEModel``, ``ESRGANLDLModel``) call it before validating;
+  ``aesop-train`` and AESOP's models (``AESOPAEModel``, ``ESRGANLDLModel``, the authors' model names in
+  :mod:`aesop_basicsr.compat`) call it before validating;
 - :func:`warn_if_better_missing`, called by the metric itself, warns once per process and metric when
   BasicSR runs it from an option dict without ``better`` (a stock model under BasicSR's own train.py).
 """
@@ -30,11 +31,14 @@ def lower_is_better(metric: F) -> F:
 
 
 def is_lower_is_better(metric_type: Any) -> bool:
-    """Whether the registered metric ``metric_type`` is lower-is-better."""
+    """Whether the metric ``metric_type`` (registered, or a fallback name) is lower-is-better."""
     from basicsr.utils.registry import METRIC_REGISTRY
+
+    from aesop_basicsr.utils.fallback_registry import is_registered
     if metric_type in BASICSR_LOWER_IS_BETTER:
         return True
-    return metric_type in METRIC_REGISTRY and getattr(METRIC_REGISTRY.get(metric_type), 'lower_is_better', False)
+    return isinstance(metric_type, str) and is_registered(METRIC_REGISTRY, metric_type) and getattr(
+        METRIC_REGISTRY.get(metric_type), 'lower_is_better', False)
 
 
 def fill_in_better(opt: Mapping[str, Any], log: bool = True) -> List[str]:

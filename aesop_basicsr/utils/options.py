@@ -106,11 +106,25 @@ CUDA_ONLY_MODELS = {
 BASICSR_COPY_SUFFIX = '_basicsr'
 
 
+def model_class_names(model_type: str) -> List[str]:
+    """``model_type`` (without BasicSR's ``_basicsr`` suffix) and, where it resolves, the names of its classes."""
+    from basicsr.utils.registry import MODEL_REGISTRY
+
+    from aesop_basicsr.utils.fallback_registry import is_registered
+    names = [model_type[:-len(BASICSR_COPY_SUFFIX)] if model_type.endswith(BASICSR_COPY_SUFFIX) else model_type]
+    if is_registered(MODEL_REGISTRY, model_type):
+        names += [cls.__name__ for cls in MODEL_REGISTRY.get(model_type).__mro__]
+    return names
+
+
 def check_cuda_only_model(opt: Mapping[str, Any], opt_file: str, cuda_available: bool) -> None:
-    """A model that calls ``.cuda()`` itself fails after everything is built on a host without CUDA: fail first."""
+    """A model that calls ``.cuda()`` itself fails after everything is built on a host without CUDA: fail first.
+
+    Also a model built on one of them (e.g. the authors' ``AesopRealESRGANArtifactsDisModel``).
+    """
     model_type = str(opt.get('model_type'))
-    base = model_type[:-len(BASICSR_COPY_SUFFIX)] if model_type.endswith(BASICSR_COPY_SUFFIX) else model_type
-    if base in CUDA_ONLY_MODELS and not cuda_available:
+    base = next((name for name in model_class_names(model_type) if name in CUDA_ONLY_MODELS), None)
+    if base is not None and not cuda_available:
         raise OptionError(f'model_type: {model_type} in {opt_file} needs CUDA ({CUDA_ONLY_MODELS[base]} is put on '
                           'the GPU with .cuda()), and this host has none; run it on a CUDA host, or train on CPU from '
                           'prepared LR/HR pairs (aesop-prepare, PairedImageDataset) with model_type: ESRGANModel '

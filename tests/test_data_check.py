@@ -212,8 +212,9 @@ def test_single_image_and_gt_only_datasets_and_types_not_covered(tmp_path):
     os.remove(osp.join(folders['lq'], 'empty.png'))
     summary = check_datasets({'datasets': {
         'test': opt['datasets']['test'],
+        'train': dict(opt['datasets']['train'], meta_info=None),  # the authors' files: their dataset lists the folder
         'val': dict(type='VideoTestDataset', io_backend={'type': 'disk'}, dataroot_lq=folders['lq'])}}, 'o.yml')
-    assert summary.images == 2 and summary.not_checked == ['datasets:val (VideoTestDataset)']
+    assert summary.images == 4 and summary.not_checked == ['datasets:val (VideoTestDataset)']
 
 
 # ---- during training ------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from aesop_basicsr import train as aesop_train
 from aesop_basicsr.check import check_option_file
 from aesop_basicsr.data.dataset_check import DataCheckError
 from aesop_basicsr.utils.cli import OptionError
+from aesop_basicsr.utils.options import check_cuda_only_model
 from aesop_basicsr.utils.distributed import accept_local_rank
 from aesop_basicsr.utils.safe_yaml import CheckedOptionLoader, CodeTagError, OptionLoader
 from aesop_basicsr.utils.sample_data import PHOTO_NAMES, bicubic_downscale, load_photo, write_paired_dataset
@@ -277,6 +278,21 @@ def test_option_loader_keeps_basicsr_conventions_and_names_the_tag():
         with pytest.raises(CodeTagError, match=r'the tag !!python/\S+ would build a Python object') as err:
             yaml.load(f'a: 1\nb: {tag}\n', Loader=OptionLoader)
         assert err.value.problem_mark.line == 1
+
+
+@pytest.mark.parametrize('model_type, refused', [
+    ('RealESRGANModel', True), ('RealESRNetModel', True), ('RealESRGANModel_basicsr', True),
+    ('AesopRealESRGANArtifactsDisModel', True),  # the authors' name: built on BasicSR's RealESRGANModel
+    ('ESRGANModel', False), ('AESOPAEModel', False), ('ESRGANLDLModel', False), ('AesopESRGANArtifactsDisModel', False),
+])
+def test_cuda_only_models_are_known_by_their_classes(model_type, refused):
+    opt = {'model_type': model_type, 'num_gpu': 0}
+    check_cuda_only_model(opt, 'o.yml', cuda_available=True)
+    if not refused:
+        check_cuda_only_model(opt, 'o.yml', cuda_available=False)
+        return
+    with pytest.raises(OptionError, match=rf'^model_type: {model_type} in o.yml needs CUDA'):
+        check_cuda_only_model(opt, 'o.yml', cuda_available=False)
 
 
 @pytest.mark.parametrize('argv, env, expected, local_rank', [

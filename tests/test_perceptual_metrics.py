@@ -267,6 +267,13 @@ def test_missing_better_key_is_warned_once_and_only_when_missing(name, construct
                       'models add it themselves).']
 
 
+def test_lower_is_better_metrics_are_known_by_name():
+    lower = ['calculate_lpips', 'calculate_dists', 'calculate_lpips_pytorch', 'calculate_dists_pytorch', 'calculate_niqe']
+    higher = ['calculate_psnr', 'calculate_ssim', 'calculate_ae_psnr', 'calculate_lr_psnr', 'calculate_psnr_pytorch',
+              'no_such_metric', None]
+    assert [lower_is_better.is_lower_is_better(name) for name in lower + higher] == [True] * 5 + [False] * 7
+
+
 @pytest.mark.parametrize('model_type', ['AESOPAEModel', 'ESRGANLDLModel'])
 def test_our_models_set_better_lower_for_lower_is_better_metrics(model_type):
     """Under any train.py, AESOP's models track LPIPS (and AESOPAEModel its LR copy) as lower-is-better when the

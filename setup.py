@@ -64,7 +64,7 @@ setup(
     cmdclass={'build': build_with_autoload_pth, 'build_autoload_pth': build_autoload_pth},
     python_requires='>=3.10',  # spandrel
     install_requires=['basicsr>=1.4.2', 'torch', 'numpy', 'opencv-python', 'pyyaml', 'safetensors', 'lpips', 'dists-pytorch',
-                      'scikit-image', 'matplotlib', 'spandrel'],
+                      'scikit-image', 'matplotlib', 'spandrel', 'pillow'],
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
@@ -75,6 +75,7 @@ setup(
             'aesop-prepare=aesop_basicsr.prepare:main',
             'aesop-eval=aesop_basicsr.evaluate:main',
             'aesop-convert=aesop_basicsr.convert:main',
+            'aesop-check=aesop_basicsr.check:main',
         ],
     },
     license='Apache-2.0',

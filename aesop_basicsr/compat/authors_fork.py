@@ -71,6 +71,7 @@ from torch.utils.checkpoint import checkpoint
 from aesop_basicsr.archs.aesop_autoencoder_arch import AESOPAutoEncoder
 from aesop_basicsr.losses.aesop_loss import AESOPLoss
 from aesop_basicsr.metrics.dists_metric import calculate_dists
+from aesop_basicsr.metrics.lower_is_better import fill_in_better, lower_is_better
 from aesop_basicsr.metrics.lpips_metric import calculate_lpips
 from aesop_basicsr.models.aesop_ae_model import AESOPAEModel
 from aesop_basicsr.models.esrgan_ldl_model import ESRGANLDLModel
@@ -261,12 +262,14 @@ def calculate_ssim_pytorch(img: np.ndarray, img2: np.ndarray, crop_border: int, 
 
 
 @register_fallback(METRIC_REGISTRY)
+@lower_is_better
 def calculate_lpips_pytorch(img: np.ndarray, img2: np.ndarray, crop_border: int, **kwargs) -> float:
     """Their LPIPS (pyiqa's, AlexNet v0.1): ``calculate_lpips``. Lower is better."""
     return calculate_lpips(img, img2, crop_border, **kwargs)
 
 
 @register_fallback(METRIC_REGISTRY)
+@lower_is_better
 def calculate_dists_pytorch(img: np.ndarray, img2: np.ndarray, crop_border: int, **kwargs) -> float:
     """Their DISTS (pyiqa's): ``calculate_dists``. Lower is better."""
     return calculate_dists(img, img2, crop_border, **kwargs)
@@ -380,6 +383,7 @@ class AesopRealESRGANArtifactsDisModel(ValidationStart, RRDBNetCheckpointing, Re
                 get_root_logger().info('l1_gt_usm: false for AESOP (their model compares psi(SR) with psi of the '
                                        'plain GT; their l1_gt_usm applies to an L1 term their file does not have).')
             opt['l1_gt_usm'] = False
+        fill_in_better(opt)  # their LPIPS/DISTS entries have no better: lower
         super().__init__(opt)
 
 

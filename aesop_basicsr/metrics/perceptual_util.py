@@ -32,12 +32,8 @@ def hub_checkpoint(url: str) -> str:
     return os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(url))
 
 
-LOWER_IS_BETTER_NOTE = "Lower is better: give it 'better: lower' in val.metrics so the best value is tracked correctly."
-
-
-def cached_network(name: str, device: torch.device, build: Callable[[], nn.Module],
-                   note: str = LOWER_IS_BETTER_NOTE) -> nn.Module:
-    """Build ``name`` once per process and device, in eval mode with gradients off; log it with ``note``."""
+def cached_network(name: str, device: torch.device, build: Callable[[], nn.Module], note: str = '') -> nn.Module:
+    """Build ``name`` once per process and device, in eval mode with gradients off; log it (with ``note``)."""
     key = (name, str(device))
     if key not in _NETWORKS:
         net = build().to(device).eval()

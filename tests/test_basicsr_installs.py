@@ -20,6 +20,7 @@ import inspect
 import json
 import os
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from os import path as osp
@@ -29,6 +30,7 @@ import pytest
 import torch
 from basicsr.models.base_model import BaseModel
 
+from conftest import REPO_ROOT
 from layered_venv import explain, layered_venv, must, pip, run
 
 RUN_SWITCH = 'AESOP_INSTALL_TESTS'
@@ -164,3 +166,15 @@ def test_installing_and_uninstalling_the_plugin_over_an_editable_basicsr_clone(i
         assert seen['adamw'], step  # BasicSR master's optimizer factory
     assert result['with_plugin']['AESOPLoss'] and not result['after_uninstall']['AESOPLoss']
     assert result['after_uninstall'] == result['before']
+
+
+def test_without_any_basicsr_the_import_names_how_to_install_one(tmp_path):
+    """``python -S``: no site-packages, so no ``basicsr`` (nor torch); the checkout itself on sys.path."""
+    proc = subprocess.run([sys.executable, '-S', '-c', f'import sys; sys.path.insert(0, {REPO_ROOT!r}); '
+                           'import aesop_basicsr'], cwd=str(tmp_path), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("ModuleNotFoundError: aesop-basicsr needs BasicSR, and no 'basicsr' package is importable")
+    for command in ("pip install --no-build-isolation 'aesop-basicsr[basicsr]'", 'pip install basicsr-fixed',
+                    'pip install -e /path/to/your/BasicSR-clone', 'PYTHONPATH'):
+        assert command in last, command

@@ -117,10 +117,11 @@ def over_an_editable_clone(work: str, wheel: str) -> dict:
 
 
 @pytest.fixture(scope='module')
-def installs(tmp_path_factory, plugin_wheel) -> dict:
+def installs(tmp_path_factory, request) -> dict:
     if os.environ.get(RUN_SWITCH) != '1':
         pytest.skip(f'the install tests run in CI\'s smoke environment, where .ci/smoke sets {RUN_SWITCH}=1 (about '
                     '45 s of CPU: pip and fresh interpreters in two throw-away venvs)')
+    plugin_wheel = request.getfixturevalue('plugin_wheel')
     work = tmp_path_factory.mktemp('installs')
     jobs = {'environment': lambda: over_this_environment(str(work / 'environment'), plugin_wheel)}
     if osp.isdir(BASICSR_REPO):

@@ -8,9 +8,10 @@ the package is installed, every process that imports ``basicsr`` does this on it
 loaded (``aesop_basicsr_autoload``; ``AESOP_BASICSR_AUTOLOAD=0`` turns that off). Importing it
 again, before or after BasicSR, changes nothing.
 """
-from aesop_basicsr._compat import alias_torchvision_functional_tensor
+from aesop_basicsr._compat import alias_torchvision_functional_tensor, require_basicsr
 
 alias_torchvision_functional_tensor()  # where the .pth did not run: before BasicSR is first imported
+require_basicsr()
 
 from aesop_basicsr import archs, losses, metrics, models  # noqa: E402,F401  (registration)
 from aesop_basicsr import compat  # noqa: E402,F401  (the authors' fork's names, after ours)

@@ -1,8 +1,9 @@
 """``aesop-train -opt X.yml`` / ``python -m aesop_basicsr.train``: BasicSR's train.py with AESOP registered.
 
 Flags are BasicSR's own (``--launcher``, ``--auto_resume``, ``--debug``, ``--force_yml``).
-``experiments/<name>/`` and ``tb_logger/`` are written under the current directory, unless the
-option file sets ``path: {experiments_root: DIR}`` (``results_root`` for testing). What differs
+``experiments/<name>/`` and ``tb_logger/`` are written under the current directory; an option file
+with ``path: {experiments_root: DIR}`` (``results_root`` for testing) puts the run in ``DIR/<name>/``,
+as BasicSR's GitHub master reads that key (BasicSR 1.4.2 ignores it). What differs
 from ``basicsr/train.py`` (all through :func:`use_aesop_hooks`, BasicSR itself is not modified):
 
 - option files are checked before anything is built (YAML, ``<REQUIRED ...>`` placeholders,
@@ -96,20 +97,23 @@ def data_check_argument(argv: List[str]) -> Tuple[str, List[str]]:
 
 
 def use_run_folder_from_option_file(opt: dict, opt_file: str) -> None:
-    """Honour ``path: experiments_root`` / ``results_root`` from the option file.
+    """Honour ``path: experiments_root`` / ``results_root`` from the option file as BasicSR's GitHub master reads them.
 
-    BasicSR always puts a run under ``<root>/experiments/<name>`` (``results/<name>`` for
-    testing) and overwrites these keys; a user who set one explicitly gets it back here.
+    The key names the folder that holds the run's folder ``<name>/`` (as ``experiments/`` does by default),
+    which is how BasicSR master and ``basicsr-fixed`` read it; BasicSR 1.4.2 ignores the key and always
+    uses ``<root>/experiments/<name>`` (``results/<name>`` for testing). Either way the run goes to
+    ``<key>/<name>``: only that folder is this run's, and only it is renamed to ``<name>_archived_<time>``
+    by BasicSR when a fresh run finds it already there; the folder the key names is never touched.
     """
     with open(opt_file) as f:
         user_paths = (yaml.safe_load(f) or {}).get('path') or {}
     key = 'experiments_root' if opt['is_train'] else 'results_root'
     if not user_paths.get(key):
         return
-    root = osp.abspath(osp.expanduser(user_paths[key]))
-    opt['path'].update({key: root, 'log': root, 'visualization': osp.join(root, 'visualization')})
+    run = osp.join(osp.abspath(osp.expanduser(user_paths[key])), opt['name'])
+    opt['path'].update({key: run, 'log': run, 'visualization': osp.join(run, 'visualization')})
     if opt['is_train']:
-        opt['path'].update(models=osp.join(root, 'models'), training_states=osp.join(root, 'training_states'))
+        opt['path'].update(models=osp.join(run, 'models'), training_states=osp.join(run, 'training_states'))
 
 
 def parse_checked_options(root_path: str, is_train: bool = True):

@@ -98,3 +98,10 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='session')
+def plugin_wheel(tmp_path_factory) -> str:
+    """The plugin's wheel, built once per session from a copy of this checkout (offline)."""
+    from layered_venv import build_plugin_wheel
+    return build_plugin_wheel(str(tmp_path_factory.mktemp('plugin_wheel')))

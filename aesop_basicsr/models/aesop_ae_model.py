@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from aesop_basicsr.utils.checkpoint import load_pretrained, read_checkpoint
+from aesop_basicsr.utils.fallback_registry import is_registered
 from aesop_basicsr.utils.registry import register
 
 DECODER_PREFIX = 'decoder.'
@@ -86,7 +87,7 @@ class AESOPAEModel(SRModel):
     def _check_options(opt: Dict[str, Any]) -> int:
         """Fail on inconsistent options before any network is built; return freeze_decoder_iters."""
         net_type = opt.get('network_g', {}).get('type')
-        net_cls = ARCH_REGISTRY.get(net_type) if net_type in ARCH_REGISTRY else None
+        net_cls = ARCH_REGISTRY.get(net_type) if is_registered(ARCH_REGISTRY, net_type) else None
         if net_cls is None or not all(hasattr(net_cls, name) for name in ('encode', 'decode')):
             raise ValueError(f'AESOPAEModel: network_g:type is {net_type!r}; it must be an auto-encoder with '
                              'encode/decode and a decoder submodule, e.g. AESOPAutoEncoder.')

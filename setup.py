@@ -64,7 +64,7 @@ setup(
     cmdclass={'build': build_with_autoload_pth, 'build_autoload_pth': build_autoload_pth},
     python_requires='>=3.8',
     install_requires=['basicsr>=1.4.2', 'torch', 'numpy', 'opencv-python', 'pyyaml', 'safetensors', 'lpips', 'dists-pytorch',
-                      'spandrel',
+                      'spandrel>=0.4.2',
                       'scikit-image', 'matplotlib'],
     extras_require={'test': ['pytest']},
     entry_points={

@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     parser.add_argument('original', help="path of the original spsr_arch.py (e.g. the AESOP authors')")
     parser.add_argument('--checkpoint', help='use these weights (e.g. spsr.pth, a bare state dict)')
     parser.add_argument('--weight-gain', type=float, default=1.5,
-                        help='multiply the random initial conv weights by this (default 1.5: every layer carries signal)')
+                        help='multiply the random initial conv weights by this (default 1.5: signal everywhere)')
     parser.add_argument('--images', type=int, default=2)
     parser.add_argument('--hr-size', type=int, default=96)
     parser.add_argument('--tolerance', type=float, default=1e-10)

@@ -229,6 +229,8 @@ def test_drct_pads_to_the_window_as_the_authors_forward_does():
     assert out.shape == (1, 3, 36, 56)
     assert torch.allclose(out, expected, rtol=0, atol=1e-12)
     assert out.std() > 0.05
+    with torch.no_grad():  # contiguous NCHW, padded or not (BasicSR's VGGStyleDiscriminator needs it)
+        assert out.is_contiguous() and net(torch.rand(1, 3, 8, 8, dtype=torch.float64)).is_contiguous()
     tiny = torch.rand(1, 3, 2, 3, dtype=torch.float64)  # smaller than the padding: reflect, then replicate
     with torch.no_grad():
         assert net(tiny).shape == (1, 3, 8, 12)

@@ -186,14 +186,16 @@ class SpandrelSRNet(nn.Module):
         return int(self.hyperparameters[self.spec.scale_keys[0]])
 
     def forward(self, x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
-        """(B, C, H, W) LR in the network's range (BasicSR: [0, 1]) -> (B, C, sH, sW) SR; any H, W (see pad_multiple)."""
+        """(B, C, H, W) LR in the network's range (BasicSR: [0, 1]) -> (B, C, sH, sW) SR; any H, W (see
+        pad_multiple). The output is contiguous NCHW (transformers' un-embedding would leave it channels-last,
+        which BasicSR's VGGStyleDiscriminator cannot flatten)."""
         multiple = self.pad_multiple
         if multiple == 1 or (x.shape[-2] % multiple == 0 and x.shape[-1] % multiple == 0):
-            return super().forward(x, *args, **kwargs)
+            return super().forward(x, *args, **kwargs).contiguous()
         height, width = x.shape[-2:]
         out = super().forward(pad_to_multiple(x, multiple), *args, **kwargs)
         scale = self.upscale_factor
-        return out[..., :height * scale, :width * scale]
+        return out[..., :height * scale, :width * scale].contiguous()
 
     def fold_released_keys(self, state: Mapping[str, Tensor]) -> Mapping[str, Tensor]:
         """Another released key layout of this architecture, mapped onto the official one (identity if none)."""

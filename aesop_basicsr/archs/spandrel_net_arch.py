@@ -57,8 +57,9 @@ class SpandrelNet(nn.Module):
             raise CheckpointError(f'{MODEL_PATH_KEY}: {model_path!r} holds no architecture that spandrel '
                                   f'{spandrel.__version__} recognises.') from None
         except Exception as err:  # a known architecture whose tensors do not fit it
+            reason = ' '.join(str(err).split()[:40])
             raise CheckpointError(f'{MODEL_PATH_KEY}: spandrel {spandrel.__version__} could not build the network '
-                                  f'of {model_path!r} ({type(err).__name__}: {" ".join(str(err).split()[:40])}).') from err
+                                  f'of {model_path!r} ({type(err).__name__}: {reason}).') from err
         if not isinstance(descriptor, spandrel.ImageModelDescriptor):
             raise CheckpointError(f'{MODEL_PATH_KEY}: {model_path!r} is a {descriptor.architecture.name} model, '
                                   'not an image-to-image (SR/restoration) one.')

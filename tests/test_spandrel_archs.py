@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from basicsr.archs import build_network
 from basicsr.archs.arch_util import default_init_weights
-from basicsr.archs.rrdbnet_arch import RRDBNet
+from basicsr.archs.rrdbnet_arch import RRDB, RRDBNet
 from basicsr.models import build_model
 from basicsr.models.base_model import BaseModel
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -229,8 +229,9 @@ def test_drct_pads_to_the_window_as_the_authors_forward_does():
     assert out.shape == (1, 3, 36, 56)
     assert torch.allclose(out, expected, rtol=0, atol=1e-12)
     assert out.std() > 0.05
-    with torch.no_grad():  # contiguous NCHW, padded or not (BasicSR's VGGStyleDiscriminator needs it)
-        assert out.is_contiguous() and net(torch.rand(1, 3, 8, 8, dtype=torch.float64)).is_contiguous()
+    with torch.no_grad():  # contiguous NCHW, padded or not (spandrel's DRCT returns a batch channels-last)
+        for size in ((8, 8), (9, 14)):
+            assert net(torch.rand(2, 3, *size, dtype=torch.float64)).is_contiguous(), size
     tiny = torch.rand(1, 3, 2, 3, dtype=torch.float64)  # smaller than the padding: reflect, then replicate
     with torch.no_grad():
         assert net(tiny).shape == (1, 3, 8, 12)
@@ -324,6 +325,21 @@ def test_spandrel_net_reads_a_legacy_esrgan_file_as_it_is(legacy_esrgan):
     assert torch.allclose(out, expected, rtol=0, atol=1e-10)
 
 
+def test_spandrel_net_pads_to_the_size_the_detected_architecture_needs(tmp_path):
+    """A DRCT file (spandrel: sides a multiple of 16): a 9 x 11 LR is reflect-padded to 16 x 16, run, and cropped
+    back to 36 x 44 (computed here with F.pad and the detected network)."""
+    options = dict(TINY_DRCT, window_size=16, img_size=16)
+    path = str(tmp_path / 'drct.pth')
+    torch.save({'params': signal_carrying(build_network(deepcopy(options))).float().state_dict()}, path)
+    net = build_network(dict(type='SpandrelNet', model_path=path)).double().eval()
+    assert (net.architecture, net.scale, net.size_multiple) == ('DRCT', 4, 16)
+    x = torch.rand(1, 3, 9, 11, dtype=torch.float64)
+    with torch.no_grad():
+        out = net(x)
+        expected = net.model(F.pad(x, (0, 5, 0, 7), mode='reflect'))[..., :36, :44]
+    assert out.shape == (1, 3, 36, 44) and torch.allclose(out, expected, rtol=0, atol=1e-12)
+
+
 def test_spandrel_net_errors_name_the_file(tmp_path):
     with pytest.raises(MissingFileError, match='model_path: .*missing.pth'):
         build_network(dict(type='SpandrelNet', model_path=str(tmp_path / 'missing.pth')))
@@ -346,37 +362,64 @@ def test_spsr_has_the_official_key_layout():
     assert sum(p.numel() for p in net.parameters()) == 24796248
 
 
-def test_spsr_sr_branch_is_esrgan_and_gradient_branch_reads_the_gradient_magnitude():
-    """Against independent float64 computations: the SR branch (up to HR_conv1_new) equals BasicSR's RRDBNet with
-    the same weights; the gradient branch's input is sqrt(dx^2 + dy^2 + 1e-6) of central differences (numpy)."""
-    nf, nb = 8, 20
-    net = signal_carrying(SPSRNet(in_nc=3, out_nc=3, nf=nf, nb=nb, gc=4)).eval()
+def basicsr_rrdb(state: Dict[str, torch.Tensor], prefix: str, nf: int, gc: int) -> RRDB:
+    """BasicSR's RRDB holding the SPSR state's RRDB under ``prefix`` (an independent implementation of the block)."""
+    block = RRDB(nf, gc).double()
+    block.load_state_dict({k[len(prefix):].replace('RDB', 'rdb').replace('.0.', '.'): v
+                           for k, v in state.items() if k.startswith(prefix)}, strict=True)
+    return block.eval()
+
+
+def spsr_by_hand(state: Dict[str, torch.Tensor], x: torch.Tensor, nf: int, nb: int, gc: int) -> Dict[str, torch.Tensor]:
+    """SPSR's forward (Ma et al., CVPR 2020, Fig. 2) from the state dict alone: BasicSR's RRDB blocks, F.conv2d,
+    nearest upsampling, LeakyReLU 0.2, and numpy central differences for the gradient map."""
+    def conv(name, t, act=False):
+        out = F.conv2d(t, state[name + '.weight'], state[name + '.bias'], padding=state[name + '.weight'].shape[-1] // 2)
+        return F.leaky_relu(out, 0.2) if act else out
+
+    def up(name, t):  # nearest x2 then conv + LeakyReLU
+        return conv(name, F.interpolate(t, scale_factor=2, mode='nearest'), act=True)
+
+    image = np.pad(x.numpy(), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    dy = image[..., 2:, 1:-1] - image[..., :-2, 1:-1]
+    dx = image[..., 1:-1, 2:] - image[..., 1:-1, :-2]
+    gradient = torch.from_numpy(np.sqrt(dx**2 + dy**2 + 1e-6))
+
+    shallow = conv('model.0', x)
+    feat, taps = shallow, []
+    for index in range(nb):
+        feat = basicsr_rrdb(state, f'model.1.sub.{index}.', nf, gc)(feat)
+        if index in (4, 9, 14, 19):
+            taps.append(feat)
+    feat = shallow + conv(f'model.1.sub.{nb}', feat)
+    sr = conv('HR_conv1_new.0', conv('model.8', up('model.6', up('model.3', feat)), act=True))
+
+    branch_lr = conv('b_fea_conv.0', gradient)
+    branch = branch_lr
+    for stage, tap in enumerate(taps, start=1):
+        branch = conv(f'b_concat_{stage}.0', basicsr_rrdb(state, f'b_block_{stage}.', 2 * nf, gc)(
+            torch.cat([branch, tap], 1)))
+    branch = conv('b_LR_conv.0', branch) + branch_lr
+    branch = conv('b_module.8', conv('b_module.6', up('b_module.4', up('b_module.1', branch)), act=True))
+    fused = conv('f_concat.0', basicsr_rrdb(state, 'f_block.', 2 * nf, gc)(torch.cat([branch, sr], 1)))
+    return {'sr_branch': sr, 'gradient': gradient, 'out': conv('f_HR_conv1.0', conv('f_HR_conv0.0', fused, act=True))}
+
+
+def test_spsr_equals_an_independent_float64_computation():
+    """SPSRNet's output (and its SR branch and gradient map on the way) equal SPSR's forward computed from the state
+    dict alone with BasicSR's RRDB, F.conv2d and a numpy gradient, in float64 on an odd-sized LR."""
+    nf, nb, gc = 8, 21, 4
+    net = signal_carrying(SPSRNet(in_nc=3, out_nc=3, nf=nf, nb=nb, gc=gc)).eval()
     x = torch.rand(1, 3, 11, 9, dtype=torch.float64)
     seen = {}
-    net.HR_conv1_new.register_forward_hook(lambda m, i, o: seen.__setitem__('sr', o))
+    net.HR_conv1_new.register_forward_hook(lambda m, i, o: seen.__setitem__('sr_branch', o))
     net.get_g_nopadding.register_forward_hook(lambda m, i, o: seen.__setitem__('gradient', o))
     with torch.no_grad():
-        out = net(x)
-    assert out.shape == (1, 3, 44, 36) and out.std() > 0.01
-
-    esrgan = RRDBNet(3, nf, num_feat=nf, num_block=nb, num_grow_ch=4).double().eval()
-    rename = {'model.0.': 'conv_first.', 'model.1.sub.20.': 'conv_body.', 'model.1.sub.': 'body.',
-              'model.3.': 'conv_up1.', 'model.6.': 'conv_up2.', 'model.8.': 'conv_hr.', 'HR_conv1_new.0.': 'conv_last.'}
-    mapped = {}
-    for key, value in net.state_dict().items():
-        for old, new in rename.items():
-            if key.startswith(old):
-                mapped[(new + key[len(old):]).replace('.RDB', '.rdb').replace('.0.weight', '.weight')
-                       .replace('.0.bias', '.bias')] = value
-                break
-    esrgan.load_state_dict(mapped, strict=True)
-    with torch.no_grad():
-        assert torch.allclose(seen['sr'], esrgan(x), rtol=0, atol=1e-10)
-
-    image = np.pad(x[0].numpy(), ((0, 0), (1, 1), (1, 1)))
-    dy = image[:, 2:, 1:-1] - image[:, :-2, 1:-1]
-    dx = image[:, 1:-1, 2:] - image[:, 1:-1, :-2]
-    assert np.allclose(seen['gradient'][0].numpy(), np.sqrt(dx**2 + dy**2 + 1e-6), rtol=0, atol=1e-12)
+        seen['out'] = net(x)
+        expected = spsr_by_hand(net.state_dict(), x, nf, nb, gc)
+    assert seen['out'].shape == (1, 3, 44, 36) and seen['out'].std() > 0.01
+    for key in ('gradient', 'sr_branch', 'out'):
+        assert torch.allclose(seen[key], expected[key], rtol=0, atol=1e-10), key
 
 
 def test_spsr_refuses_what_the_official_network_cannot_be():

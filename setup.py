@@ -62,10 +62,9 @@ setup(
     packages=find_packages(include=['aesop_basicsr', 'aesop_basicsr.*']),
     py_modules=['aesop_basicsr_autoload'],
     cmdclass={'build': build_with_autoload_pth, 'build_autoload_pth': build_autoload_pth},
-    python_requires='>=3.8',
+    python_requires='>=3.10',  # spandrel
     install_requires=['basicsr>=1.4.2', 'torch', 'numpy', 'opencv-python', 'pyyaml', 'safetensors', 'lpips', 'dists-pytorch',
-                      'spandrel>=0.4.2',
-                      'scikit-image', 'matplotlib'],
+                      'scikit-image', 'matplotlib', 'spandrel>=0.4.2', 'pillow'],
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
@@ -76,6 +75,7 @@ setup(
             'aesop-prepare=aesop_basicsr.prepare:main',
             'aesop-eval=aesop_basicsr.evaluate:main',
             'aesop-convert=aesop_basicsr.convert:main',
+            'aesop-check=aesop_basicsr.check:main',
         ],
     },
     license='Apache-2.0',

@@ -133,7 +133,7 @@ def test_option_files_exist():
     names = {rel(f) for f in OPTION_FILES}
     expected = ({f'options/train/{name}' for name in AUTHORS} | {f'options/test/paper/{name}.yml' for name in RELEASED}
                 | {'options/test/test_AESOP_RRDB_x4_benchmarks.yml', 'options/test/test_AESOP_SwinIR_x4_benchmarks.yml',
-                   'options/test/test_AESOP_RRDB_x4_Set5.yml'})
+                   'options/test/test_AESOP_RRDB_x4_Set5.yml', 'options/test/test_AESOP_autoencoder_x4_benchmarks.yml'})
     assert expected <= names, sorted(expected - names)
 
 

@@ -8,6 +8,8 @@ from basicsr.models.esrgan_model import ESRGANModel
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import Tensor, nn
 
+from aesop_basicsr.metrics.lower_is_better import fill_in_better
+from aesop_basicsr.utils.options import check_autoencoder_scales
 from aesop_basicsr.utils.registry import register
 
 LDL_WINDOW = 7  # local window of the artifact map, as in LDL and BasicSR's get_refined_artifact_map callers
@@ -76,6 +78,11 @@ class ESRGANLDLModel(ESRGANModel):
     ``ldl_opt`` but never uses it; this model does. The discriminator gets its input contiguous
     (:func:`contiguous_inputs`), so SwinIR-type generators train with BasicSR's VGGStyleDiscriminator.
     """
+
+    def __init__(self, opt: dict) -> None:
+        check_autoencoder_scales(opt)  # before anything is built: an AESOPLoss auto-encoder of another scale
+        fill_in_better(opt)  # LPIPS/DISTS in val.metrics: Best is the lowest value
+        super().__init__(opt)
 
     def init_training_settings(self) -> None:
         train_opt = self.opt['train']

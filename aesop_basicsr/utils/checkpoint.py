@@ -153,6 +153,18 @@ def select_params(checkpoint: Mapping[str, Any], param_key: Optional[str], path:
     return OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in state.items())
 
 
+def basicsr_param_key(checkpoint: Mapping[str, Any], param_key: Optional[str]) -> Optional[str]:
+    """BasicSR's ``load_network`` rule: a ``param_key`` the checkpoint lacks falls back to ``params`` where it has
+    that (e.g. ``params_ema`` of a file saved without EMA). Keys count nested (``.pth``) or flattened (``.safetensors``)."""
+
+    def has(key: str) -> bool:
+        return key in checkpoint or any(k.startswith(key + '.') for k in checkpoint)
+
+    if param_key is not None and not has(param_key) and has('params'):
+        return 'params'
+    return param_key
+
+
 def param_keys_in(checkpoint: Mapping[str, Any]) -> List[str]:
     """The state-dict keys of a checkpoint: nested dicts (``.pth``) or flattened prefixes (``.safetensors``)."""
     keys = [k for k, v in checkpoint.items() if isinstance(v, Mapping)]

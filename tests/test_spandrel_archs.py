@@ -23,10 +23,9 @@ from basicsr.models.base_model import BaseModel
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from aesop_basicsr.archs.aesop_autoencoder_arch import declared_scale
-from aesop_basicsr.archs.spandrel_arch import ARCHITECTURES, BY_NAME, drct_linear_adjust_to_conv, spandrel_class
+from aesop_basicsr.archs.spandrel_arch import ARCHITECTURES, BY_NAME, drct_linear_adjust_to_conv
 from aesop_basicsr.archs.spsr_arch import SPSRNet
 from aesop_basicsr.utils.checkpoint import check_fits
-from aesop_basicsr.utils.cli import CheckpointError, MissingFileError
 from aesop_basicsr.utils.fallback_registry import fallback_names, is_registered
 from conftest import REPO_ROOT
 
@@ -149,6 +148,25 @@ def test_a_later_registration_of_the_same_name_wins():
     finally:
         del ARCH_REGISTRY._obj_map['HAT']
     assert ARCH_REGISTRY.get('HAT') is ours
+
+
+def test_fallbacks_survive_a_reimport_of_the_registry_module():
+    """importlib.reload of fallback_registry makes a new FallbackMap class: the map an earlier import installed
+    keeps its fallbacks, and a name added again is built anew (test_registration reloads every module)."""
+    from basicsr.utils.registry import Registry
+
+    from aesop_basicsr.utils.fallback_registry import add_fallback
+
+    class EarlierFallbackMap(dict):  # what the earlier import of the module left in the registry
+        factories = {'Earlier': lambda: 'earlier object'}
+
+    registry = Registry('test')
+    registry._obj_map = EarlierFallbackMap(Registered='registered object')
+    add_fallback(registry, 'Later', lambda: 'first')
+    assert [registry.get(n) for n in ('Registered', 'Earlier', 'Later')] == ['registered object', 'earlier object',
+                                                                               'first']
+    add_fallback(registry, 'Later', lambda: 'second')
+    assert registry.get('Later') == 'second' and 'Earlier' not in registry
 
 
 def test_option_keys_of_the_official_files_bind_and_scales_are_declared():
@@ -341,12 +359,15 @@ def test_spandrel_net_pads_to_the_size_the_detected_architecture_needs(tmp_path)
 
 
 def test_spandrel_net_errors_name_the_file(tmp_path):
-    with pytest.raises(MissingFileError, match='model_path: .*missing.pth'):
+    # (by class name: test_registration reloads the package's modules, error classes included)
+    with pytest.raises(Exception, match='model_path: .*missing.pth') as err:
         build_network(dict(type='SpandrelNet', model_path=str(tmp_path / 'missing.pth')))
+    assert type(err.value).__name__ == 'MissingFileError'
     path = str(tmp_path / 'unknown.pth')
     torch.save({'params': {'some.weight': torch.zeros(3, 3)}}, path)
-    with pytest.raises(CheckpointError, match="model_path: .*unknown.pth' holds no architecture that spandrel"):
+    with pytest.raises(Exception, match="model_path: .*unknown.pth' holds no architecture that spandrel") as err:
         build_network(dict(type='SpandrelNet', model_path=path))
+    assert type(err.value).__name__ == 'CheckpointError'
 
 
 # ------------------------------------------------------------------ SPSRNet
@@ -448,7 +469,7 @@ def test_auto_encoder_with_a_spandrel_decoder_trains_under_aesop_ae_model(paired
     }
     torch.manual_seed(0)
     model = build_model(opt)
-    assert type(model.net_g.decoder) is spandrel_class('SPAN')
+    assert type(model.net_g.decoder) is ARCH_REGISTRY.get('SPAN')
     before = {k: v.clone() for k, v in model.net_g.decoder.state_dict().items()}
     from basicsr.data import build_dataset
     dataset = build_dataset(dict(name='photos', type='PairedImageDataset', phase='train', scale=4,

@@ -68,7 +68,7 @@ setup(
     # or none, and pip would install PyPI's basicsr over it. The [basicsr] extra is for a fresh environment.
     python_requires='>=3.10',  # also spandrel's minimum
     install_requires=['torch>=2.1', 'numpy', 'opencv-python', 'pyyaml', 'safetensors', 'lpips', 'dists-pytorch',
-                      'scikit-image', 'matplotlib', 'spandrel', 'pillow'],
+                      'scikit-image', 'matplotlib', 'spandrel>=0.4.2', 'pillow'],
     extras_require={'basicsr': ['basicsr>=1.4.2'], 'test': ['pytest']},
     entry_points={
         'console_scripts': [

@@ -43,15 +43,23 @@ class FallbackMap(dict):
 
 
 def _fallback_map(registry: Registry) -> FallbackMap:
-    """The registry's map as a :class:`FallbackMap` (installed once; what is registered stays registered)."""
+    """The registry's map as a :class:`FallbackMap` (installed once; what is registered stays registered, and so
+    do the fallbacks of a map made by an earlier import of this module, e.g. after ``importlib.reload``)."""
     if not isinstance(registry._obj_map, FallbackMap):
+        earlier = getattr(registry._obj_map, 'factories', {})
         registry._obj_map = FallbackMap(registry._obj_map)
+        registry._obj_map.factories.update(earlier)
     return registry._obj_map
 
 
 def add_fallback(registry: Registry, name: str, factory: Callable[[], Any]) -> None:
-    """Let ``registry.get(name)`` return ``factory()`` for as long as nothing is registered under ``name``."""
-    _fallback_map(registry).factories[name] = factory
+    """Let ``registry.get(name)`` return ``factory()`` for as long as nothing is registered under ``name``.
+
+    Adding a name again (a re-imported module) replaces its factory, and the object is built anew on next lookup.
+    """
+    fallbacks = _fallback_map(registry)
+    fallbacks.factories[name] = factory
+    fallbacks.resolved.pop(name, None)
 
 
 def register_fallback(registry: Registry) -> Callable[[T], T]:

@@ -175,12 +175,14 @@ def check_autoencoder_scales(opt: Mapping[str, Any], opt_file: str = '') -> None
 def check_aesop_losses(opt: Mapping[str, Any], opt_file: str) -> None:
     """Each AESOPLoss names a registered auto-encoder type, of the run's scale (which divides the patches)."""
     from basicsr.utils.registry import ARCH_REGISTRY
+
+    from aesop_basicsr.utils.fallback_registry import is_registered
     for key, loss_opt in aesop_loss_options(opt):
         ae = loss_opt.get('autoencoder')
         if not isinstance(ae, Mapping) or 'type' not in ae:
             raise OptionError(f'{key}:autoencoder in {opt_file} must be an option dict with a type, '
                               'e.g. {type: AESOPAutoEncoder, scale: 4}.')
-        if ae['type'] not in ARCH_REGISTRY:
+        if not is_registered(ARCH_REGISTRY, ae['type']):
             raise OptionError(f'{key}:autoencoder:type is {ae["type"]!r} in {opt_file}, which is not a registered '
                               'architecture; AESOPLoss needs an auto-encoder, e.g. AESOPAutoEncoder.')
     check_autoencoder_scales(opt, opt_file)

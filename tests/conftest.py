@@ -8,6 +8,14 @@ import pytest
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
+# One intra-op thread in this process and in every process a test starts, unless the caller chose a number:
+# the tests' networks are tiny (or full-size on tiny inputs), where one thread is as fast, and processes that a
+# test runs side by side on a 2-core machine would otherwise spin against each other in OpenMP's barriers
+# (measured: the float64 mode tests took 90 s with two threads on a busy machine, 1 s with one). Set before
+# torch is first imported (below, through aesop_basicsr).
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+os.environ.setdefault('MKL_NUM_THREADS', '1')
+
 
 def pytest_configure(config):
     # Every test (and every subprocess it starts) sees a private torch hub cache, so that
@@ -87,17 +95,6 @@ def run_module(module: str, *args: str, cwd: str, timeout: int = 900) -> subproc
         raise AssertionError(f'python -m {module} {" ".join(args)} failed ({proc.returncode}):\n'
                              f'{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}')
     return proc
-
-
-@pytest.fixture(scope='module')
-def one_torch_thread():
-    """Tiny networks, or full-size ones on tiny inputs: one thread is as fast, and does not spin when the CPUs
-    are busy. A module opts in with ``pytestmark = pytest.mark.usefixtures('one_torch_thread')``."""
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='session')

@@ -17,7 +17,6 @@ import torch
 import yaml
 from basicsr.archs import build_network
 from basicsr.metrics import calculate_psnr, calculate_ssim
-from basicsr.utils import tensor2img
 
 from aesop_basicsr import inspect_loss
 from aesop_basicsr.losses.aesop_loss import AESOPLoss
@@ -43,9 +42,6 @@ X4_RECIPE = 'options/train/AESOP/train_AE_RRDBdecoder_x4_DF2K.yml'
 FIXED_ENCODER_TOL = 0.01
 # fp32 error of the tiny AE's output against float64, in grey levels (measured: < 1e-3; CPUs differ by ~1e-4)
 FP32_GREY_LEVELS = 0.01
-
-
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def crops_of(names, size):

@@ -44,8 +44,6 @@ from test_dropin_autoload import explain, package_dir, plain_env, run, write_yam
 from test_dropin_models import cuda_is_cpu  # noqa: F401  (a fixture)
 from test_fidelity_metrics import psnr_y
 
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
-
 SYNTHETIC_AE, REALWORLD_AE, AESOP_RRDB = 'synthetic_ae', 'realworld_ae', 'aesop_rrdb'
 
 
@@ -437,7 +435,6 @@ def test_their_test_files_build_and_run(name):
 def test_our_autoencoder_test_file_measures_psi_hr_against_hr(paired_x4, fork_ae_file):
     """options/test/test_AESOP_autoencoder_x4_benchmarks.yml, reduced to a tiny AE and two photos: BasicSR's
     validation measures the saved psi(HR) against HR (the reconstruction PSNR)."""
-    import yaml
     with open(osp.join(REPO_ROOT, 'options/test/test_AESOP_autoencoder_x4_benchmarks.yml')) as f:
         opt = yaml.safe_load(f)
     opt['network_g'] = authors_fork.as_aesop_autoencoder(fork.autoencoder(full=False))

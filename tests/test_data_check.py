@@ -18,7 +18,6 @@ from aesop_basicsr.data.dataset_check import DataCheckError, check_datasets
 from aesop_basicsr.data.unreadable_images import NamedDecodeFailures, UnreadableImageError
 from aesop_basicsr.utils.sample_data import bicubic_downscale, load_photo
 
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
 PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket', 'coins', 'camera')
 
 
@@ -181,8 +180,8 @@ def test_lmdb_pairs_as_basicsr_writes_them(tmp_path):
     dataset = dict(type='PairedImageDataset', io_backend={'type': 'lmdb'}, dataroot_gt=dbs['gt'],
                    dataroot_lq=dbs['lq'])
     assert problems_of({'scale': 4, 'datasets': {'train': dict(dataset, gt_size=32)}}) == [
-        f"datasets:train:dataroot_gt (in o.yml): 1 of 3 keys not in the LQ database (BasicSR needs the same keys in "
-        f"both): 'chelsea'."]
+        "datasets:train:dataroot_gt (in o.yml): 1 of 3 keys not in the LQ database (BasicSR needs the same keys in "
+        "both): 'chelsea'."]
     env = lmdb.open(dbs['gt'], map_size=1 << 30)
     with env.begin(write=True) as txn:
         txn.put(b'coffee', b'')

@@ -24,8 +24,6 @@ from aesop_basicsr.utils.sample_data import load_photo
 from test_paper_protocol import matlab_bicubic_reference, results_and_datasets  # noqa: F401  (a fixture)
 from tiny_training import TINY_AE, TINY_DECODER, write_autoencoder
 
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
-
 SIZE = 96
 BOX_AE = dict(type='AESOPAutoEncoder', scale=4, num_in_ch=3, encoder_type='area', decoder=dict(TINY_DECODER))
 

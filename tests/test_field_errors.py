@@ -40,9 +40,6 @@ from tiny_training import (NET_D, TINY_AE, esrgan_aesop_options, process_env, sr
 
 TRACEBACK = 'Traceback (most recent call last)'
 CODE_IN_YAML = '!!python/object/apply:os.system ["touch {marker}"]'
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
-
-
 def copy_pairs(paired: dict, root: str) -> dict:
     folders = {role: osp.join(root, osp.basename(folder)) for role, folder in paired.items()}
     for role, folder in paired.items():

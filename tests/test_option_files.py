@@ -38,9 +38,6 @@ TRAIN_FILES = [f for f in OPTION_FILES if osp.sep + 'train' + osp.sep in f]
 TEST_FILES = [f for f in OPTION_FILES if osp.sep + 'test' + osp.sep in f]
 
 
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
-
-
 def rel(path: str) -> str:
     return osp.relpath(path, REPO_ROOT)
 

@@ -29,8 +29,6 @@ from aesop_basicsr.utils.checkpoint import check_fits
 from aesop_basicsr.utils.fallback_registry import fallback_names, is_registered
 from conftest import REPO_ROOT
 
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
-
 # Each architecture at the size of its paper's main x4 model, with the keys of its own repository's
 # option file (DRCT: the AESOP authors' train_Synthetic_AESOP_DRCT.yml, whose compress_ratio,
 # squeeze_factor, conv_scale and overlap_ratio DRCT itself does not use). Community architectures

@@ -44,9 +44,6 @@ class raises:
         return handled
 
 
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
-
-
 def aesop_loss(**kwargs):
     return build_loss(dict(type='AESOPLoss', autoencoder=kwargs.pop('autoencoder', TINY_AE), **kwargs))
 

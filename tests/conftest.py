@@ -1,4 +1,5 @@
 """Shared fixtures: stand-in pretrained weights in a private TORCH_HOME, and small real-image datasets."""
+import logging
 import os
 import subprocess
 import sys
@@ -51,7 +52,9 @@ def _stand_in_torchvision_weights(build, filename: str) -> str:
         os.makedirs(osp.dirname(path), exist_ok=True)
         torch.manual_seed(0)
         state = {k: v.half() for k, v in build().state_dict().items()}
-        torch.save(state, path)
+        temp = f'{path}.{os.getpid()}.tmp'  # test processes running side by side never read a partial file
+        torch.save(state, temp)
+        os.replace(temp, path)
     return path
 
 
@@ -84,6 +87,28 @@ def paired_x4(tmp_path_factory) -> dict:
     train = write_paired_dataset(str(root / 'train'), scale=4, hr_size=128, names=PHOTO_NAMES[:4])
     val = write_paired_dataset(str(root / 'val'), scale=4, hr_size=128, names=PHOTO_NAMES[4:6])
     return {'train': train, 'val': val}
+
+
+class LogRecords(logging.Handler):
+    """Keeps the messages of the records it is handed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def log_lines():
+    """The messages BasicSR's root logger (``get_root_logger()``, where the package logs) gets during the test."""
+    from basicsr.utils import get_root_logger
+    handler = LogRecords()
+    logger = get_root_logger()
+    logger.addHandler(handler)
+    yield handler.messages
+    logger.removeHandler(handler)
 
 
 def run_module(module: str, *args: str, cwd: str, timeout: int = 900) -> subprocess.CompletedProcess:

@@ -1,6 +1,5 @@
 """AESOPLoss's precision / checkpoint / compile / channels_last / winograd modes against a float64 Eq. 8, on real images."""
 import copy
-import logging
 
 import pytest
 import numpy as np
@@ -200,26 +199,6 @@ def test_autoencoder_stays_frozen_in_eval_mode_and_out_of_checkpoints(mode, sign
 def test_bad_mode_fails_when_the_loss_is_built_naming_the_key(options, key):
     with pytest.raises(ValueError, match=rf'AESOPLoss: .*{key}'):
         build_loss(dict(type='AESOPLoss', autoencoder=SMALL_AE, **options))
-
-
-class Records(logging.Handler):
-
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
-@pytest.fixture
-def log_lines():
-    from basicsr.utils import get_root_logger
-    handler = Records()
-    logger = get_root_logger()
-    logger.addHandler(handler)
-    yield handler.messages
-    logger.removeHandler(handler)
 
 
 def test_bf16_with_another_decoder_falls_back_to_fp32_with_one_log_line(log_lines, signal_state, cases):

@@ -1,12 +1,10 @@
 """Reduced precision only where the hardware has it: the native-bf16 rule and AESOPLoss's use of it."""
-import logging
 from collections import Counter
 
 import pytest
 import torch
 from basicsr.archs.arch_util import default_init_weights
 from basicsr.losses import build_loss
-from basicsr.utils import get_root_logger
 
 from aesop_basicsr.losses import autoencoder_passes
 from aesop_basicsr.losses.difference_path import DifferencePath
@@ -88,24 +86,6 @@ def test_describe_cpu_names_the_model_capability_and_bf16(monkeypatch):
 
 
 # ---------------------------------------------------------------- AESOPLoss precision: bf16
-
-class Records(logging.Handler):
-
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
-@pytest.fixture
-def log_lines():
-    handler = Records()
-    get_root_logger().addHandler(handler)
-    yield handler.messages
-    get_root_logger().removeHandler(handler)
-
 
 @pytest.fixture
 def difference_path_calls(monkeypatch):

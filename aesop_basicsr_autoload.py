@@ -12,6 +12,8 @@ every interpreter start. It adds two import hooks and imports nothing; the stand
   ``import aesop_basicsr``, which registers AESOP into BasicSR's registries. This happens before any
   option file is parsed, so ``pixel_opt: {type: AESOPLoss}`` works with BasicSR's, Real-ESRGAN's and
   any BasicSR-based project's unmodified ``train.py``.
+  ``import aesop_basicsr`` also makes BasicSR read option files with a YAML loader that builds no
+  Python objects (``aesop_basicsr.utils.safe_yaml``).
 
 ``AESOP_BASICSR_AUTOLOAD=0`` in the environment turns the second hook off (the alias stays; it only
 answers an import that fails otherwise). ``import aesop_basicsr`` always registers AESOP.

@@ -62,10 +62,14 @@ setup(
     packages=find_packages(include=['aesop_basicsr', 'aesop_basicsr.*']),
     py_modules=['aesop_basicsr_autoload'],
     cmdclass={'build': build_with_autoload_pth, 'build_autoload_pth': build_autoload_pth},
-    python_requires='>=3.8',
-    install_requires=['basicsr>=1.4.2', 'torch', 'numpy', 'opencv-python', 'pyyaml', 'safetensors', 'lpips', 'dists-pytorch',
-                      'scikit-image', 'matplotlib'],
-    extras_require={'test': ['pytest']},
+    # Measured at both ends (README, "Install"): Python 3.10 + torch 2.1 in CI's smoke environment, Python 3.11 +
+    # torch 2.14 in the main one. BasicSR is not a requirement (by distribution name): a fork such as
+    # basicsr-fixed, an editable clone or a copy on PYTHONPATH provides the package `basicsr` under another name
+    # or none, and pip would install PyPI's basicsr over it. The [basicsr] extra is for a fresh environment.
+    python_requires='>=3.10',  # also spandrel's minimum
+    install_requires=['torch>=2.1', 'numpy', 'opencv-python', 'pyyaml', 'safetensors', 'lpips', 'dists-pytorch',
+                      'scikit-image', 'matplotlib', 'spandrel>=0.4.2', 'pillow'],
+    extras_require={'basicsr': ['basicsr>=1.4.2'], 'test': ['pytest']},
     entry_points={
         'console_scripts': [
             'aesop-train=aesop_basicsr.train:main',
@@ -75,6 +79,7 @@ setup(
             'aesop-prepare=aesop_basicsr.prepare:main',
             'aesop-eval=aesop_basicsr.evaluate:main',
             'aesop-convert=aesop_basicsr.convert:main',
+            'aesop-check=aesop_basicsr.check:main',
         ],
     },
     license='Apache-2.0',

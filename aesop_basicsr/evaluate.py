@@ -3,11 +3,15 @@
 The paper's protocol: PSNR and SSIM on the Y channel with a 4-pixel border cropped (BasicSR's
 ``calculate_psnr`` / ``calculate_ssim``), LPIPS (AlexNet, v0.1) and DISTS on the whole RGB image (the
 ``calculate_lpips`` / ``calculate_dists`` metrics registered by aesop_basicsr; lower is better). Prints a
-markdown table (per image and the average) and writes the same numbers as CSV.
+markdown table (per image and the average) and writes the same numbers as CSV. The supplement's two
+fidelity measures are extra columns: ``--lr-psnr`` (PSNR of the MATLAB-bicubic downscales of SR and HR,
+``calculate_lr_psnr``) and ``--ae AE.pth --ae-opt OPT`` (PSNR of psi(SR) and psi(HR), ``calculate_ae_psnr``),
+both on Y with the PSNR border.
 
     aesop-eval --sr results/my_run/visualization/Set5 --hr datasets/Set5/HR_mod4
     aesop-eval --opt options/test/test_AESOP_RRDB_x4_benchmarks.yml   # every dataset aesop-test wrote
     aesop-eval --protocol paper --results results --datasets datasets  # the paper's table, every run
+    aesop-eval --protocol paper --lr-psnr --ae AE_RRDBdecoder_100K.pth --ae-opt '{type: AESOPAutoEncoder}'
 
 SR files are matched to HR files by name: ``baby.png`` or, as BasicSR's test saves them,
 ``baby_<suffix>.png`` (the suffix is found automatically, or give ``--suffix``).
@@ -29,13 +33,20 @@ from basicsr.utils.registry import METRIC_REGISTRY
 from PIL import Image
 
 import aesop_basicsr  # noqa: F401  (registers the LPIPS/DISTS metrics)
+from aesop_basicsr.inspect_loss import choose_param_key, load_autoencoder_opt
+from aesop_basicsr.metrics.ae_psnr_metric import calculate_ae_psnr
+from aesop_basicsr.metrics.lr_psnr_metric import calculate_lr_psnr
 from aesop_basicsr.utils.cli import command
 from aesop_basicsr.utils.options import find_placeholders
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 FIDELITY_METRICS = ('psnr', 'ssim')
+SUPPLEMENT_METRICS = ('lr_psnr', 'ae_psnr')  # the supplement's fidelity measures, on request
 PERCEPTUAL_METRICS = ('lpips', 'dists')
-LOWER_IS_BETTER = {'psnr': False, 'ssim': False, 'lpips': True, 'dists': True}
+LOWER_IS_BETTER = {'psnr': False, 'ssim': False, 'lr_psnr': False, 'ae_psnr': False, 'lpips': True, 'dists': True}
+LABELS = {'psnr': 'PSNR', 'ssim': 'SSIM', 'lr_psnr': 'LR-PSNR', 'ae_psnr': 'AE-PSNR', 'lpips': 'LPIPS',
+          'dists': 'DISTS'}
+DECIBEL_METRICS = ('psnr', 'lr_psnr', 'ae_psnr')
 
 
 # The authors' benchmarks, in the order of their test files and tables: (name, HR mod-crop)
@@ -106,12 +117,19 @@ def check_sizes(pairs: Sequence[Tuple[str, str, str]]) -> None:
                         'scale, e.g. by aesop-prepare):\n' + '\n'.join(wrong[:10]) + ('\n  ...' if len(wrong) > 10 else ''))
 
 
-def metric_functions(metrics: Sequence[str], crop_border: int,
-                     perceptual_crop_border: int) -> Dict[str, Callable[[np.ndarray, np.ndarray], float]]:
-    """name -> f(sr, hr) on uint8 BGR HWC images, as BasicSR's validation calls its metrics."""
+def metric_functions(metrics: Sequence[str], crop_border: int, perceptual_crop_border: int, scale: int = 4,
+                     ae_options: Optional[Dict[str, object]] = None
+                     ) -> Dict[str, Callable[[np.ndarray, np.ndarray], float]]:
+    """name -> f(sr, hr) on uint8 BGR HWC images, as BasicSR's validation calls its metrics.
+
+    ``scale`` is LR-PSNR's downscaling factor; ``ae_options`` (``autoencoder``, ``pretrain_network_ae``,
+    ``param_key_ae``) name AE-PSNR's auto-encoder.
+    """
     functions: Dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
         'psnr': lambda sr, hr: calculate_psnr(sr, hr, crop_border, input_order='HWC', test_y_channel=True),
         'ssim': lambda sr, hr: calculate_ssim(sr, hr, crop_border, input_order='HWC', test_y_channel=True),
+        'lr_psnr': lambda sr, hr: calculate_lr_psnr(sr, hr, crop_border, scale=scale, test_y_channel=True),
+        'ae_psnr': lambda sr, hr: calculate_ae_psnr(sr, hr, crop_border, test_y_channel=True, **(ae_options or {})),
     }
     for name in PERCEPTUAL_METRICS:
         if name not in metrics:
@@ -154,11 +172,15 @@ def average(rows: Sequence[Dict[str, object]], metrics: Sequence[str], label: st
 
 
 def _format(metric: str, value: float) -> str:
-    return f'{value:.2f}' if metric == 'psnr' else f'{value:.4f}'
+    return f'{value:.2f}' if metric in DECIBEL_METRICS else f'{value:.4f}'
+
+
+def _heading(metric: str) -> str:
+    return f'{LABELS[metric]} {"↓" if LOWER_IS_BETTER[metric] else "↑"}'
 
 
 def markdown_table(rows: Sequence[Dict[str, object]], metrics: Sequence[str], first: str = 'image') -> str:
-    arrows = {m: f'{m.upper()} {"↓" if LOWER_IS_BETTER[m] else "↑"}' for m in metrics}
+    arrows = {m: _heading(m) for m in metrics}
     lines = [f'| {first} | ' + ' | '.join(arrows[m] for m in metrics) + ' |',
              '|---|' + '---:|' * len(metrics)]
     for row in rows:
@@ -176,12 +198,12 @@ def write_csv(path: str, rows: Sequence[Dict[str, object]], metrics: Sequence[st
 
 
 def evaluate_folders(sr_dir: str, hr_dir: str, metrics: Sequence[str], crop_border: int = 4,
-                     perceptual_crop_border: int = 0, suffix: Optional[str] = None,
-                     progress: bool = True) -> List[Dict[str, object]]:
-    """Per-image rows followed by the average row."""
+                     perceptual_crop_border: int = 0, suffix: Optional[str] = None, progress: bool = True,
+                     scale: int = 4, ae_options: Optional[Dict[str, object]] = None) -> List[Dict[str, object]]:
+    """Per-image rows followed by the average row (``scale``, ``ae_options``: see :func:`metric_functions`)."""
     pairs = pair_images(sr_dir, hr_dir, suffix)
     check_sizes(pairs)
-    functions = metric_functions(metrics, crop_border, perceptual_crop_border)
+    functions = metric_functions(metrics, crop_border, perceptual_crop_border, scale, ae_options)
     rows = evaluate_pairs(pairs, functions, progress)
     return rows + [average(rows, metrics)]
 
@@ -256,8 +278,8 @@ def paper_table(results_root: str, datasets_root: str, metrics: Sequence[str], r
 def paper_markdown(columns: Sequence[str], rows: Sequence[Dict[str, object]]) -> str:
     """Rows = methods, columns = benchmarks x metrics, as the paper lays out its tables."""
     def head(column: str) -> str:
-        metric = column.rsplit(' ', 1)[1]
-        return f'{column.rsplit(" ", 1)[0]} {metric.upper()} {"↓" if LOWER_IS_BETTER[metric] else "↑"}'
+        benchmark, metric = column.rsplit(' ', 1)
+        return f'{benchmark} {_heading(metric)}'
 
     lines = ['| method | ' + ' | '.join(head(c) for c in columns) + ' |', '|---|' + '---:|' * len(columns)]
     for row in rows:
@@ -296,6 +318,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--crop-border', type=int, default=4, help='border cropped for PSNR/SSIM')
     parser.add_argument('--perceptual-crop-border', type=int, default=0, help='border cropped for LPIPS/DISTS')
     parser.add_argument('--skip-perceptual', action='store_true', help='PSNR and SSIM only (no LPIPS/DISTS)')
+    parser.add_argument('--lr-psnr', action='store_true',
+                        help='add LR-PSNR: PSNR of the MATLAB-bicubic downscales by --scale of SR and HR (Y, '
+                             '--crop-border / scale LR pixels cropped)')
+    parser.add_argument('--scale', type=int, default=4, help='the SR factor, for --lr-psnr')
+    parser.add_argument('--ae', default=None,
+                        help='add AE-PSNR: PSNR of psi(SR) and psi(HR) (Y, --crop-border) for this auto-encoder '
+                             'checkpoint (with --ae-opt)')
+    parser.add_argument('--ae-opt', default=None,
+                        help="with --ae: the auto-encoder's options, as for aesop-inspect (an AESOPAEModel or "
+                             "AESOPLoss option file, or the dict inline, e.g. '{type: AESOPAutoEncoder, scale: 4}')")
+    parser.add_argument('--param-key', default=None,
+                        help='with --ae: key of the weights in the file (default params_ema if present, else params)')
     parser.add_argument('--csv', default=None,
                         help='CSV to write (default: <SR folder>_metrics.csv; with --opt, '
                              'results/<name>/aesop_eval_*.csv; with --protocol, <results>/paper_table.csv)')
@@ -303,15 +337,30 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.sr and not args.hr:
         parser.error('--sr needs --hr')
+    if (args.ae is None) != (args.ae_opt is None):
+        parser.error('--ae and --ae-opt go together (the checkpoint and its options)')
+    if args.scale < 1:
+        parser.error(f'--scale must be a positive integer; got {args.scale}')
     return args
+
+
+def supplement_metrics(args: argparse.Namespace) -> Tuple[Tuple[str, ...], Dict[str, object]]:
+    """The extra columns asked for (``--lr-psnr``, ``--ae``) and the options of their metric functions."""
+    metrics = (('lr_psnr', ) if args.lr_psnr else ()) + (('ae_psnr', ) if args.ae else ())
+    options: Dict[str, object] = {'scale': args.scale}
+    if args.ae:
+        options['ae_options'] = {'autoencoder': load_autoencoder_opt(args.ae_opt), 'pretrain_network_ae': args.ae,
+                                 'param_key_ae': choose_param_key(args.ae, args.param_key)}
+    return metrics, options
 
 
 @command('aesop-eval', EvalError)
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
-    metrics = FIDELITY_METRICS + (() if args.skip_perceptual else PERCEPTUAL_METRICS)
+    supplement, supplement_options = supplement_metrics(args)
+    metrics = FIDELITY_METRICS + supplement + (() if args.skip_perceptual else PERCEPTUAL_METRICS)
     options = dict(metrics=metrics, crop_border=args.crop_border, perceptual_crop_border=args.perceptual_crop_border,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, **supplement_options)
     try:
         if args.protocol:
             for fixed in ('crop_border', 'perceptual_crop_border'):

@@ -8,7 +8,8 @@ PSNR-Y, and writes the demo's error-map panel: SR | |SR-HR| | |AE(SR)-AE(HR)|.
     aesop-inspect --ae AE.pth --ae-opt OPTIONS.yml --report DIR --images HR_FOLDER
 
 writes the auto-encoder's report card to DIR (``report.md``, JSON/CSV, ``frequency_response.png``):
-AE-PSNR/SSIM and LR-PSNR per image, and how strongly AESOP and L1 respond to each spatial frequency
+reconstruction PSNR/SSIM (psi(HR) vs HR) and code PSNR (E(HR) vs LR) per image, and how strongly AESOP
+and L1 respond to each spatial frequency
 (see :mod:`aesop_basicsr.report_card`).
 
 ``--ae-opt`` is an option file holding the auto-encoder: an ``AESOPAEModel`` file (its ``network_g``),
@@ -179,8 +180,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             message = err.args[0] if isinstance(err, KeyError) and err.args else err
             raise SystemExit(f'aesop-inspect: error: {message}')
         mean = report['mean']
-        print(f'AE-PSNR  {mean["ae_psnr"]:.4f} dB   AE-SSIM {mean["ae_ssim"]:.4f}   LR-PSNR {mean["lr_psnr"]:.4f} dB   '
-              f'(mean of {len(report["per_image"])} images)')
+        print(f'reconstruction PSNR {mean["recon_psnr"]:.4f} dB   SSIM {mean["recon_ssim"]:.4f}   '
+              f'code PSNR {mean["code_psnr"]:.4f} dB   (mean of {len(report["per_image"])} images)')
         for line in report['verdicts'].values():
             print(f'- {line}')
         print(f'report   {osp.join(args.report, "report.md")}  (plot: frequency_response.png)')

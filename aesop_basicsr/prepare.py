@@ -30,46 +30,20 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
-import torch
 from basicsr.data.transforms import mod_crop
-from basicsr.utils.matlab_functions import calculate_weights_indices
 from PIL import Image
 from tqdm import tqdm
 
 from aesop_basicsr.utils.cli import command
 from aesop_basicsr.utils.image_io import write_png
+from aesop_basicsr.utils.matlab_resize import matlab_bicubic_downscale
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 
 
-def _resize_matrix(in_length: int, scale: float) -> np.ndarray:
-    """(out_length, in_length) float64 matrix of MATLAB's bicubic ``imresize`` along one axis.
-
-    The weights and taps are BasicSR's ``calculate_weights_indices`` (antialiased cubic, a = -0.5),
-    evaluated in float64; the symmetric border copies of BasicSR's ``imresize`` are folded into the matrix.
-    """
-    out_length = int(np.ceil(in_length * scale))
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # BasicSR builds its coordinates with torch.linspace
-    try:
-        weights, indices, sym_start, _ = calculate_weights_indices(in_length, out_length, scale, 'cubic', 4, True)
-    finally:
-        torch.set_default_dtype(default)
-    weights, indices = weights.double().numpy(), indices.long().numpy() - sym_start  # taps in the unpadded image
-    # symmetric padding (edge sample repeated, as BasicSR flips the border rows including the edge one)
-    indices = np.where(indices < 0, -indices - 1, indices)
-    indices = np.where(indices >= in_length, 2 * in_length - indices - 1, indices)
-    matrix = np.zeros((out_length, in_length), dtype=np.float64)
-    np.add.at(matrix, (np.repeat(np.arange(out_length), weights.shape[1]), indices.ravel()), weights.ravel())
-    return matrix
-
-
 def bicubic_downscale_float64(hr: np.ndarray, scale: int) -> np.ndarray:
     """uint8 HR (H, W[, C]) -> uint8 LR by 1/scale: BasicSR's ``imresize`` computed in float64, rounded."""
-    image = hr.astype(np.float64) / 255.
-    rows, cols = _resize_matrix(image.shape[0], 1 / scale), _resize_matrix(image.shape[1], 1 / scale)
-    lr = np.tensordot(rows, image, axes=(1, 0))  # H first, then W, as imresize
-    lr = np.moveaxis(np.tensordot(cols, lr, axes=(1, 1)), 0, 1)
+    lr = matlab_bicubic_downscale(hr.astype(np.float64) / 255., scale)
     return np.clip(np.round(lr * 255.), 0, 255).astype(np.uint8)
 
 

@@ -1,13 +1,20 @@
 """``aesop-train -opt X.yml`` / ``python -m aesop_basicsr.train``: BasicSR's train.py with AESOP registered.
 
 Flags are BasicSR's own (``--launcher``, ``--auto_resume``, ``--debug``, ``--force_yml``).
-``experiments/<name>/`` and ``tb_logger/`` are written under the current directory, unless the
-option file sets ``path: {experiments_root: DIR}`` (``results_root`` for testing). What differs
+``experiments/<name>/`` and ``tb_logger/`` are written under the current directory; an option file
+with ``path: {experiments_root: DIR}`` (``results_root`` for testing) puts the run in ``DIR/<name>/``,
+as BasicSR's GitHub master reads that key (BasicSR 1.4.2 ignores it). What differs
 from ``basicsr/train.py`` (all through :func:`use_aesop_hooks`, BasicSR itself is not modified):
 
 - option files are checked before anything is built (YAML, ``<REQUIRED ...>`` placeholders,
-  ``num_gpu`` without CUDA, patch sizes, dataset folders, AESOPLoss options); a user error prints
-  one line naming the key and file and exits with status 2 (``--debug`` shows the traceback);
+  ``num_gpu`` without CUDA, CUDA-only models, patch sizes, dataset folders, AESOPLoss options and
+  auto-encoder scales), then every image of every dataset (``--data-check headers|full|off``,
+  :mod:`aesop_basicsr.data.dataset_check`); a user error prints one line naming the key and file and
+  exits with status 2 (``--debug`` shows the traceback);
+- an image that fails to decode during the run is named with its dataset key, and stops the run or
+  is skipped (``datasets:<key>:on_unreadable_image``, :mod:`aesop_basicsr.data.unreadable_images`);
+- lower-is-better metrics (LPIPS, DISTS) in ``val.metrics`` get ``better: lower`` where it is missing;
+- ``--local-rank N`` (``python -m torch.distributed.launch``) is accepted as well as ``--local_rank``;
 - ``--launcher pytorch|slurm`` also works on CPU-only hosts (gloo; nccl on GPUs;
   ``dist_params.backend`` where it fits the device), e.g. ``torchrun --nproc_per_node 2``; at the
   end each rank writes the SHA-256 of its networks to ``<experiments_root>/replica_digests/``;
@@ -29,6 +36,7 @@ from typing import Any, List, Optional, Tuple
 import yaml
 
 import aesop_basicsr  # noqa: F401  (registers AESOP into BasicSR; must precede basicsr)
+import basicsr.data
 import basicsr.models
 import basicsr.test
 import basicsr.train
@@ -42,11 +50,15 @@ from basicsr.utils.misc import check_resume
 from basicsr.utils.options import parse_options
 from torch.nn.parallel import DataParallel
 
+from aesop_basicsr.data.dataset_check import MODES as DATA_CHECK_MODES
+from aesop_basicsr.data.dataset_check import check_datasets
+from aesop_basicsr.data.unreadable_images import NamedDecodeFailures
+from aesop_basicsr.metrics.lower_is_better import fill_in_better
 from aesop_basicsr.utils import distributed
-from aesop_basicsr.utils.checkpoint import (check_fits, is_temp_file, read_checkpoint, read_training_state,
-                                            save_checkpoint, select_params)
+from aesop_basicsr.utils.checkpoint import (basicsr_param_key, check_fits, is_temp_file, read_checkpoint,
+                                            read_training_state, save_checkpoint, select_params)
 from aesop_basicsr.utils.cli import CheckpointError, UserError, command
-from aesop_basicsr.utils.options import check_before_run, check_force_yml, read_option_file
+from aesop_basicsr.utils.options import UNREADABLE_IMAGE_KEY, check_before_run, check_force_yml, read_option_file
 
 SAVE_RETRIES = 3
 REPLICA_DIGESTS_DIR = 'replica_digests'
@@ -55,6 +67,7 @@ REPLICA_DIGESTS_DIR = 'replica_digests'
 # written to the log as soon as the model is built
 _early_messages: List[Tuple[str, str]] = []
 _built_models: List[Any] = []
+_parsed_options: List[dict] = []
 
 
 def _note(level: str, message: str, rank: int = 0) -> None:
@@ -75,25 +88,38 @@ def option_file_argument(argv: List[str]) -> Tuple[Optional[str], Optional[List[
     return args.opt, args.force_yml
 
 
-def use_run_folder_from_option_file(opt: dict, opt_file: str) -> None:
-    """Honour ``path: experiments_root`` / ``results_root`` from the option file.
+def data_check_argument(argv: List[str]) -> Tuple[str, List[str]]:
+    """``--data-check headers|full|off`` (default headers), and ``argv`` without it (BasicSR's parser refuses it)."""
+    parser = argparse.ArgumentParser(prog='aesop-train', add_help=False)
+    parser.add_argument('--data-check', choices=DATA_CHECK_MODES, default='headers')
+    args, rest = parser.parse_known_args(argv)
+    return args.data_check, rest
 
-    BasicSR always puts a run under ``<root>/experiments/<name>`` (``results/<name>`` for
-    testing) and overwrites these keys; a user who set one explicitly gets it back here.
+
+def use_run_folder_from_option_file(opt: dict, opt_file: str) -> None:
+    """Honour ``path: experiments_root`` / ``results_root`` from the option file as BasicSR's GitHub master reads them.
+
+    The key names the folder that holds the run's folder ``<name>/`` (as ``experiments/`` does by default),
+    which is how BasicSR master and ``basicsr-fixed`` read it; BasicSR 1.4.2 ignores the key and always
+    uses ``<root>/experiments/<name>`` (``results/<name>`` for testing). Either way the run goes to
+    ``<key>/<name>``: only that folder is this run's, and only it is renamed to ``<name>_archived_<time>``
+    by BasicSR when a fresh run finds it already there; the folder the key names is never touched.
     """
     with open(opt_file) as f:
         user_paths = (yaml.safe_load(f) or {}).get('path') or {}
     key = 'experiments_root' if opt['is_train'] else 'results_root'
     if not user_paths.get(key):
         return
-    root = osp.abspath(osp.expanduser(user_paths[key]))
-    opt['path'].update({key: root, 'log': root, 'visualization': osp.join(root, 'visualization')})
+    run = osp.join(osp.abspath(osp.expanduser(user_paths[key])), opt['name'])
+    opt['path'].update({key: run, 'log': run, 'visualization': osp.join(run, 'visualization')})
     if opt['is_train']:
-        opt['path'].update(models=osp.join(root, 'models'), training_states=osp.join(root, 'training_states'))
+        opt['path'].update(models=osp.join(run, 'models'), training_states=osp.join(run, 'training_states'))
 
 
 def parse_checked_options(root_path: str, is_train: bool = True):
     """BasicSR's ``parse_options`` with checks before and after it, and device-aware distributed init."""
+    data_check, rest = data_check_argument(sys.argv[1:])
+    sys.argv[1:] = distributed.accept_local_rank(rest, os.environ)
     opt_file, force_yml = option_file_argument(sys.argv[1:])
     dist_params = {}
     if opt_file is not None:  # else BasicSR's own parser reports the missing -opt
@@ -104,6 +130,10 @@ def parse_checked_options(root_path: str, is_train: bool = True):
     opt, args = parse_options(root_path, is_train=is_train)
     use_run_folder_from_option_file(opt, args.opt)
     check_before_run(opt, args.opt, torch.cuda.is_available())
+    _note('info', str(check_datasets(opt, args.opt, data_check)), opt['rank'])
+    for message in fill_in_better(opt, log=False):
+        _note('info', message, opt['rank'])
+    _parsed_options.append(opt)
     return opt, args
 
 
@@ -259,11 +289,9 @@ def load_network(self, net, load_path, strict=True, param_key='params') -> None:
     param_key_option = option_key.replace('pretrain_network', 'param_key')
     net = self.get_bare_model(net)
     checkpoint = read_checkpoint(load_path, option_key)
-    if param_key is not None and param_key not in checkpoint and not any(
-            k.startswith(param_key + '.') for k in checkpoint):
-        if 'params' in checkpoint or any(k.startswith('params.') for k in checkpoint):
-            param_key = 'params'
-            logger.info('Loading: params_ema does not exist, use params.')
+    if basicsr_param_key(checkpoint, param_key) != param_key:
+        param_key = 'params'
+        logger.info('Loading: params_ema does not exist, use params.')
     logger.info(f'Loading {net.__class__.__name__} model from {load_path}, with param key: [{param_key}].')
     state = select_params(checkpoint, param_key, load_path, param_key_option)
     fold = getattr(net, 'fold_released_keys', None)
@@ -286,6 +314,14 @@ def model_to_device(self, net):
     return net
 
 
+def build_dataset(dataset_opt: dict) -> NamedDecodeFailures:
+    """BasicSR's ``build_dataset``; an image that fails to decode is named with the dataset key (stop or skip)."""
+    key = next((f'datasets:{name}' for opt in _parsed_options[-1:] for name, value in opt['datasets'].items()
+                if value is dataset_opt), f'datasets:{dataset_opt.get("phase")}')
+    return NamedDecodeFailures(basicsr.data.build_dataset(dataset_opt), key,
+                               dataset_opt.get(UNREADABLE_IMAGE_KEY, 'stop'))
+
+
 def build_model(opt: dict):
     """BasicSR's ``build_model``; first writes what happened before the logger existed into the log."""
     logger = get_root_logger()
@@ -302,6 +338,8 @@ def use_aesop_hooks() -> None:
     basicsr.train.parse_options = parse_checked_options
     basicsr.train.load_resume_state = load_resume_state
     basicsr.train.build_model = build_model
+    basicsr.train.build_dataset = build_dataset
+    basicsr.test.build_dataset = build_dataset
     basicsr.test.parse_options = lambda root_path, is_train=False: parse_checked_options(root_path, is_train)
     basicsr.test.build_model = build_model
     BaseModel.save_network = save_network

@@ -1,4 +1,5 @@
 """Shared fixtures: stand-in pretrained weights in a private TORCH_HOME, and small real-image datasets."""
+import logging
 import os
 import subprocess
 import sys
@@ -7,6 +8,14 @@ from os import path as osp
 import pytest
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+# One intra-op thread in this process and in every process a test starts, unless the caller chose a number:
+# the tests' networks are tiny (or full-size on tiny inputs), where one thread is as fast, and processes that a
+# test runs side by side on a 2-core machine would otherwise spin against each other in OpenMP's barriers
+# (measured: the float64 mode tests took 90 s with two threads on a busy machine, 1 s with one). Set before
+# torch is first imported (below, through aesop_basicsr).
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+os.environ.setdefault('MKL_NUM_THREADS', '1')
 
 
 def pytest_configure(config):
@@ -43,7 +52,9 @@ def _stand_in_torchvision_weights(build, filename: str) -> str:
         os.makedirs(osp.dirname(path), exist_ok=True)
         torch.manual_seed(0)
         state = {k: v.half() for k, v in build().state_dict().items()}
-        torch.save(state, path)
+        temp = f'{path}.{os.getpid()}.tmp'  # test processes running side by side never read a partial file
+        torch.save(state, temp)
+        os.replace(temp, path)
     return path
 
 
@@ -78,6 +89,28 @@ def paired_x4(tmp_path_factory) -> dict:
     return {'train': train, 'val': val}
 
 
+class LogRecords(logging.Handler):
+    """Keeps the messages of the records it is handed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def log_lines():
+    """The messages BasicSR's root logger (``get_root_logger()``, where the package logs) gets during the test."""
+    from basicsr.utils import get_root_logger
+    handler = LogRecords()
+    logger = get_root_logger()
+    logger.addHandler(handler)
+    yield handler.messages
+    logger.removeHandler(handler)
+
+
 def run_module(module: str, *args: str, cwd: str, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run ``python -m module args`` in ``cwd`` with this checkout first on the path; fail with its output."""
     env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
@@ -89,12 +122,8 @@ def run_module(module: str, *args: str, cwd: str, timeout: int = 900) -> subproc
     return proc
 
 
-@pytest.fixture(scope='module')
-def one_torch_thread():
-    """Tiny networks, or full-size ones on tiny inputs: one thread is as fast, and does not spin when the CPUs
-    are busy. A module opts in with ``pytestmark = pytest.mark.usefixtures('one_torch_thread')``."""
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+@pytest.fixture(scope='session')
+def plugin_wheel(tmp_path_factory) -> str:
+    """The plugin's wheel, built once per session from a copy of this checkout (offline)."""
+    from layered_venv import build_plugin_wheel
+    return build_plugin_wheel(str(tmp_path_factory.mktemp('plugin_wheel')))

@@ -17,12 +17,12 @@ import torch
 import yaml
 from basicsr.archs import build_network
 from basicsr.metrics import calculate_psnr, calculate_ssim
-from basicsr.utils import tensor2img
 
 from aesop_basicsr import inspect_loss
 from aesop_basicsr.losses.aesop_loss import AESOPLoss
 from aesop_basicsr.metrics.hf_energy_metric import calculate_hf_energy_ratio
-from aesop_basicsr.report_card.frequency_response import measure_frequency_response
+from aesop_basicsr.report_card.card import response_verdict
+from aesop_basicsr.report_card.frequency_response import FrequencyResponse, lr_nyquist, measure_frequency_response
 from aesop_basicsr.utils.checkpoint import load_pretrained
 from aesop_basicsr.utils.panels import to_tensor
 from aesop_basicsr.utils.sample_data import bicubic_downscale, load_photo, matlab_bicubic_resize, write_paired_dataset
@@ -40,9 +40,8 @@ X4_RECIPE = 'options/train/AESOP/train_AE_RRDBdecoder_x4_DF2K.yml'
 # measured |H(f)| of the fixed encoders vs the closed form: the box matches to float precision; torch's
 # antialiased bicubic differs from Keys' kernel by < 0.004 (its weights are computed in float32)
 FIXED_ENCODER_TOL = 0.01
-
-
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
+# fp32 error of the tiny AE's output against float64, in grey levels (measured: < 1e-3; CPUs differ by ~1e-4)
+FP32_GREY_LEVELS = 0.01
 
 
 def crops_of(names, size):
@@ -203,9 +202,11 @@ def trained_ae(tmp_path_factory):
 
 
 def test_trained_autoencoder_responds_like_l1_below_lr_nyquist_and_falls_above(trained_ae):
+    # bounds that hold wherever the tiny AE's training ends: over seeds 0-5, with AVX-512 and AVX2 kernels,
+    # below 0.78-1.01, above 0.05-0.14, near the HR Nyquist frequency <= 0.05
     response = measure_frequency_response(trained_ae['ae'], crops_of(('coffee', 'chelsea'), 64))
-    assert response.band_mean('below') > 0.7
-    assert response.band_mean('above') < 0.3
+    assert response.band_mean('below') > 0.6
+    assert response.band_mean('above') < 0.25
     assert response.relative[-3:].max() < 0.2  # near the HR Nyquist frequency: almost ignored
 
 
@@ -253,26 +254,43 @@ def test_card_figures_are_basicsr_psnr_of_the_saved_images(card, trained_ae, pai
         hr = cv2.imread(osp.join(paired_x4['val']['gt'], f'{stem}.png'))
         ae_img = cv2.imread(str(images / f'{stem}_ae.png'))
         code = cv2.imread(str(images / f'{stem}_code.png'))
-        # the saved psi(HR) is the network's output, quantised as BasicSR's validation does
+        # the saved psi(HR) is the network's output, quantised as BasicSR's validation does (tensor2img: clamp
+        # to [0, 1], x255, round, RGB -> BGR), checked against the network in float64: fp32 kernels differ from
+        # one CPU to another by ~1e-6, which can move a value sitting on a rounding boundary by one grey level
         with torch.no_grad():
-            np.testing.assert_array_equal(ae_img, tensor2img([trained_ae['ae'](to_tensor(hr))]))
+            psi64 = deepcopy(trained_ae['ae']).double()(to_tensor(hr).double())
+        exact = psi64.clamp(0, 1)[0].permute(1, 2, 0).flip(-1).numpy() * 255  # HWC, BGR, before rounding
+        assert np.abs(ae_img - exact).max() <= 0.5 + FP32_GREY_LEVELS
         # the LR reference is the dataset's MATLAB-bicubic LR
         np.testing.assert_array_equal(cv2.imread(str(images / f'{stem}_lr_bicubic.png')),
                                       cv2.imread(osp.join(paired_x4['val']['lq'], f'{stem}.png')))
         lr = cv2.imread(osp.join(paired_x4['val']['lq'], f'{stem}.png'))
-        assert scores['ae_psnr'] == pytest.approx(calculate_psnr(ae_img, hr, 4, test_y_channel=True), abs=1e-9)
-        assert scores['ae_ssim'] == pytest.approx(calculate_ssim(ae_img, hr, 4, test_y_channel=True), abs=1e-9)
-        assert scores['lr_psnr'] == pytest.approx(calculate_psnr(code, lr, 1, test_y_channel=True), abs=1e-9)
-        assert float(rows[stem]['ae_psnr']) == pytest.approx(scores['ae_psnr'], abs=1e-5)
-    mean = np.mean([s['lr_psnr'] for s in report['per_image'].values()])
-    assert report['mean']['lr_psnr'] == pytest.approx(mean)
-    assert report['mean']['ae_psnr'] > 18  # trained (an untrained AE scores about 8 dB)
+        assert scores['recon_psnr'] == pytest.approx(calculate_psnr(ae_img, hr, 4, test_y_channel=True), abs=1e-9)
+        assert scores['recon_ssim'] == pytest.approx(calculate_ssim(ae_img, hr, 4, test_y_channel=True), abs=1e-9)
+        assert scores['code_psnr'] == pytest.approx(calculate_psnr(code, lr, 1, test_y_channel=True), abs=1e-9)
+        assert float(rows[stem]['recon_psnr']) == pytest.approx(scores['recon_psnr'], abs=1e-5)
+    mean = np.mean([s['code_psnr'] for s in report['per_image'].values()])
+    assert report['mean']['code_psnr'] == pytest.approx(mean)
+    assert report['mean']['recon_psnr'] > 13  # trained: 17-19 dB on each CPU tried, an untrained AE about 8 dB
 
 
 def test_card_writes_verdicts_plot_and_frequency_table(card):
     report, out = card['report'], card['dir']
-    assert set(report['verdicts']) == {'ae_psnr', 'lr_psnr', 'frequency_response', 'encoder_gain'}
-    assert report['verdicts']['frequency_response'].endswith('little of the detail it does not.')  # "good"
+    assert set(report['verdicts']) == {'recon_psnr', 'code_psnr', 'frequency_response', 'encoder_gain'}
+    # the verdict is the one for the card's own figures (which one depends on where a tiny AE's training ends)
+    sweep = report['frequency_response']
+    rows, nyquist = sweep['rows'], sweep['lr_nyquist']
+    below = np.mean([r['aesop'] / r['l1'] for r in rows if r['frequency'] <= 0.8 * nyquist])
+    above = [r['aesop'] / r['l1'] for r in rows if r['frequency'] >= 1.25 * nyquist]
+    assert sweep['aesop_over_l1_below'] == pytest.approx(below) and sweep['aesop_over_l1_above'] == pytest.approx(
+        np.mean(above))
+    verdict = report['verdicts']['frequency_response']
+    assert verdict.startswith(f'AESOP responds at {below:.2f} x L1 below the LR Nyquist frequency ({nyquist:.3f} '
+                              f'cycles/px) and {np.mean(above):.2f} x L1 above it (at most {max(above):.2f}, at ')
+    good = bool(below >= 0.7 and np.mean(above) <= 0.3 and max(above) <= 0.4)
+    assert verdict.endswith('little of the detail it does not.') is good
+    assert ('weak below' in verdict) is bool(below < 0.7)
+    assert ('leaks above' in verdict) is bool(np.mean(above) > 0.3 or max(above) > 0.4)
     plot = cv2.imread(str(out / 'frequency_response.png'))
     assert plot is not None and plot.shape[0] > 200 and plot.shape[1] > 400
     with open(out / 'frequency_response.csv') as f:
@@ -284,6 +302,45 @@ def test_card_writes_verdicts_plot_and_frequency_table(card):
     for line in report['verdicts'].values():
         assert line in markdown
     assert '![frequency response](frequency_response.png)' in markdown
+    # the AE's own figures are named apart from the supplement's AE-PSNR / LR-PSNR of an SR output
+    assert '| image | reconstruction PSNR (dB) | reconstruction SSIM | code PSNR (dB) | bicubic PSNR (dB) |' in markdown
+    assert 'AE-PSNR (dB)' not in markdown and 'LR-PSNR (dB)' not in markdown
+    with open(out / 'per_image.csv') as f:
+        assert next(csv.reader(f)) == ['image', 'recon_psnr', 'recon_ssim', 'code_psnr', 'bicubic_psnr']
+
+
+def constructed_response(below: float, above: float, peak: float) -> FrequencyResponse:
+    """A response with AESOP / L1 = ``below`` under 0.8 f_N, ``above`` over 1.25 f_N and one ``peak`` there."""
+    f = np.linspace(0.02, 0.5, 25)
+    nyquist = lr_nyquist(4)
+    relative = np.where(f <= 0.8 * nyquist, below, np.where(f >= 1.25 * nyquist, above, 0.5))
+    high = np.flatnonzero(f >= 1.25 * nyquist)
+    relative[high[len(high) // 2]] = peak
+    # shift the rest of the band so that its mean stays ``above``
+    rest = np.setdiff1d(high, high[len(high) // 2])
+    relative[rest] = (above * len(high) - peak) / len(rest)
+    l1 = np.full_like(f, 2 / np.pi)
+    return FrequencyResponse(4, f, l1, relative * l1, np.ones_like(f), 0.02, 1)
+
+
+@pytest.mark.parametrize('below, above, peak, expected', [
+    (0.95, 0.05, 0.2, ['good']),
+    (0.6, 0.05, 0.2, ['weak below (< 0.7)']),
+    (0.95, 0.35, 0.38, ['leaks above']),           # the band's mean
+    (0.95, 0.1, 0.45, ['leaks above']),            # one frequency
+    (0.5, 0.4, 0.45, ['weak below', 'leaks above']),
+])
+def test_frequency_verdict_follows_the_thresholds(below, above, peak, expected):
+    """AEs built to have each property (the trained tiny AE's verdict depends on how its training ends)."""
+    response = constructed_response(below, above, peak)
+    assert response.band_mean('below') == pytest.approx(below) and response.band_mean('above') == pytest.approx(above)
+    verdict = response_verdict(response)
+    assert verdict.startswith(f'AESOP responds at {below:.2f} x L1 below the LR Nyquist frequency (0.125 cycles/px) '
+                              f'and {above:.2f} x L1 above it (at most {peak:.2f}, at ')
+    assert verdict.endswith('little of the detail it does not.') is (expected == ['good'])
+    for phrase in expected:
+        if phrase != 'good':
+            assert phrase in verdict
 
 
 def test_card_reads_the_authors_released_layout(card, trained_ae, paired_x4, tmp_path):
@@ -316,7 +373,7 @@ def test_box_encoder_ablation_card_checks_the_encoder_against_theory(paired_x4, 
     gains = [(r['encoder_gain'], r['encoder_reference']) for r in report['frequency_response']['rows']]
     assert max(abs(a - b) for a, b in gains) < 1e-4
     # with the area encoder E(HR) is the box-averaged HR image, a few dB from MATLAB bicubic
-    assert 25 < report['mean']['lr_psnr'] < 60
+    assert 25 < report['mean']['code_psnr'] < 60
 
 
 def test_report_mode_errors_name_the_flag(paired_x4, trained_ae, tmp_path):

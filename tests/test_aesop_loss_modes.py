@@ -1,6 +1,5 @@
 """AESOPLoss's precision / checkpoint / compile / channels_last / winograd modes against a float64 Eq. 8, on real images."""
 import copy
-import logging
 
 import pytest
 import numpy as np
@@ -13,6 +12,7 @@ from basicsr.utils import img2tensor
 from aesop_basicsr.losses import autoencoder_passes
 from aesop_basicsr.losses.difference_path import DifferencePath, supports_difference_path
 from aesop_basicsr.losses.exact_fp32 import ExactBackward, exact_fp32
+from aesop_basicsr.utils.device_support import NativeBF16
 from aesop_basicsr.utils.sample_data import load_photo, matlab_bicubic_resize
 
 SMALL_AE = dict(type='AESOPAutoEncoder', scale=4, num_feat=48, num_grow_ch=8, num_block=1,
@@ -28,6 +28,13 @@ MODES = {
     'bf16 checkpoint': dict(precision='bf16', checkpoint=True),
 }
 TOLERANCE = {'fp32': (1e-4, 0.9999), 'bf16': (1e-2, 0.99)}  # (loss rel. error, gradient cosine) vs float64
+
+
+@pytest.fixture(autouse=True)
+def difference_path_on_every_cpu(monkeypatch):
+    """Run the bf16 difference path whatever this CPU has: its numbers are what these tests check, and emulated
+    bf16 rounds as native bf16 does (only slower). Whether it runs is tested in test_device_support.py."""
+    monkeypatch.setattr(autoencoder_passes, 'native_bf16', lambda device: NativeBF16(True, 'forced by the test'))
 
 
 @pytest.fixture(scope='module')
@@ -192,26 +199,6 @@ def test_autoencoder_stays_frozen_in_eval_mode_and_out_of_checkpoints(mode, sign
 def test_bad_mode_fails_when_the_loss_is_built_naming_the_key(options, key):
     with pytest.raises(ValueError, match=rf'AESOPLoss: .*{key}'):
         build_loss(dict(type='AESOPLoss', autoencoder=SMALL_AE, **options))
-
-
-class Records(logging.Handler):
-
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
-@pytest.fixture
-def log_lines():
-    from basicsr.utils import get_root_logger
-    handler = Records()
-    logger = get_root_logger()
-    logger.addHandler(handler)
-    yield handler.messages
-    logger.removeHandler(handler)
 
 
 def test_bf16_with_another_decoder_falls_back_to_fp32_with_one_log_line(log_lines, signal_state, cases):

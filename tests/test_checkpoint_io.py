@@ -2,6 +2,7 @@
 import collections
 import datetime
 import glob
+import pickle
 import pickletools
 import re
 import zipfile
@@ -19,7 +20,9 @@ from aesop_basicsr.convert import convert
 from aesop_basicsr.losses.aesop_loss import AESOPLoss
 from aesop_basicsr.utils.checkpoint import (TRAINING_STATE_TYPES, atomic_write, read_checkpoint, read_training_state,
                                             save_checkpoint)
+from aesop_basicsr.utils.restricted_pickle import restricted_pickle_module
 from conftest import REPO_ROOT
+from test_crash_resume import CreatesMarker, assert_bit_identical, payload_state
 from tiny_training import NET_G, TINY_AE, kwargs_of, write_autoencoder
 
 # globals torch.save writes for tensors and their storages
@@ -143,11 +146,88 @@ def test_pretrain_network_g_reads_safetensors_through_the_entry_point_hook(tmp_p
 
 
 def test_every_checkpoint_read_in_the_package_goes_through_the_one_reader():
-    reader = osp.join(REPO_ROOT, 'aesop_basicsr', 'utils', 'checkpoint.py')
+    readers = [osp.join(REPO_ROOT, 'aesop_basicsr', 'utils', name) for name in ('checkpoint.py', 'restricted_pickle.py')]
     for path in glob.glob(osp.join(REPO_ROOT, 'aesop_basicsr', '**', '*.py'), recursive=True):
-        if path == reader:
+        if path in readers:
             continue
         with open(path) as f:
             source = f.read()
         for call in ('torch.load(', 'load_file(', 'safe_open(', 'pickle.load'):
             assert call not in source, f'{osp.relpath(path, REPO_ROOT)} calls {call} itself'
+
+
+# ---- torch < 2.4: the restricted unpickler ------------------------------------------------------------------
+OPEN = re.escape(f'{open.__module__}.{open.__qualname__}')  # as pickle names the payload's global (io, _io ...)
+
+
+def state_with_every_tensor_kind() -> dict:
+    """A real training state plus what else plain tensors carry: a Parameter, several dtypes, a Size."""
+    state = real_training_state()
+    state['extra'] = {'param': torch.nn.Parameter(torch.arange(4.)), 'size': torch.Size([2, 3]),
+                      'dtype': torch.bfloat16,
+                      **{str(dtype): torch.arange(6).to(dtype).reshape(2, 3)[:, 1:]  # a strided view
+                         for dtype in (torch.float64, torch.bfloat16, torch.float16, torch.int64, torch.uint8,
+                                       torch.bool)}}
+    return state
+
+
+def load_restricted(path: str, types=TRAINING_STATE_TYPES):
+    return torch.load(path, map_location='cpu', weights_only=False, pickle_module=restricted_pickle_module(types))
+
+
+@pytest.mark.parametrize('zip_format', [True, False], ids=['zip', 'legacy'])
+def test_restricted_unpickler_loads_a_training_state_as_it_was_saved(tmp_path, zip_format):
+    path = str(tmp_path / '7.state')
+    state = state_with_every_tensor_kind()
+    torch.save(state, path, _use_new_zipfile_serialization=zip_format)
+    loaded = load_restricted(path)
+    assert_bit_identical(loaded, state, 'state')
+    milestones = loaded['schedulers'][0]['milestones']
+    assert type(milestones) is collections.Counter and milestones == collections.Counter([2, 4])
+    param = loaded['extra']['param']
+    assert type(param) is torch.nn.Parameter and param.requires_grad
+    assert loaded['extra']['size'] == (2, 3) and type(loaded['extra']['size']) is torch.Size
+    assert loaded['extra']['dtype'] is torch.bfloat16
+
+
+@pytest.mark.parametrize('zip_format', [True, False], ids=['zip', 'legacy'])
+def test_restricted_unpickler_refuses_other_globals_without_running_them(tmp_path, zip_format):
+    marker = str(tmp_path / 'payload_ran')
+    path = str(tmp_path / '8.state')
+    torch.save({'epoch': 0, 'iter': 8, 'optimizers': [CreatesMarker(marker)], 'schedulers': []}, path,
+               _use_new_zipfile_serialization=zip_format)
+    with pytest.raises(pickle.UnpicklingError, match=rf'^Unsupported global: GLOBAL {OPEN}$'):
+        load_restricted(path)
+    assert not osp.exists(marker)
+    # the allowlist is what lets a Counter through: without it, the scheduler state is refused by name
+    counter_path = str(tmp_path / '9.state')
+    torch.save(real_training_state(), counter_path, _use_new_zipfile_serialization=zip_format)
+    with pytest.raises(pickle.UnpicklingError, match=r'GLOBAL collections\.Counter$'):
+        load_restricted(counter_path, types=[])
+
+
+def test_restricted_unpickler_reads_a_legacy_header_restricted_too(tmp_path):
+    """A legacy (non-zip) file starts with pickles torch reads through the module's load(): a payload there too."""
+    marker, path = str(tmp_path / 'payload_ran'), str(tmp_path / 'header.state')
+    with open(path, 'wb') as f:
+        pickle.dump(CreatesMarker(marker), f, protocol=2)
+    with pytest.raises(pickle.UnpicklingError, match=rf'GLOBAL {OPEN}$'):
+        load_restricted(path)
+    assert not osp.exists(marker)
+
+
+def test_read_training_state_where_torch_has_no_safe_globals(tmp_path, monkeypatch):
+    """torch < 2.4 (no safe_globals / add_safe_globals): the same state loads, the same payload is refused."""
+    for name in ('safe_globals', 'add_safe_globals'):
+        monkeypatch.delattr(torch.serialization, name, raising=False)
+    path = str(tmp_path / '7.state')
+    state = real_training_state()
+    save_checkpoint(state, path)
+    assert_bit_identical(read_training_state(path), state, 'state')
+    marker = str(tmp_path / 'payload_ran')
+    payload = payload_state(str(tmp_path / '8.state'), marker, 8)
+    with pytest.raises(ValueError, match=rf"path:resume_state: '{re.escape(payload)}' is not a PyTorch checkpoint "
+                                         rf'that loads with weights_only=True: it needs {OPEN}, which is not '
+                                         r'an allowed type') as err:
+        read_training_state(payload)
+    assert type(err.value).__name__ == 'UnsafeCheckpointError' and not osp.exists(marker)

@@ -114,7 +114,7 @@ def test_table_has_the_blur_measure_for_every_row_and_the_report_has_the_ae_card
         readme = f.read()
     assert 'HF energy SR/HR' in readme and 'What this demo shows, and what it cannot' in readme
     card = report['ae_report_card']
-    assert set(card['verdicts']) == {'ae_psnr', 'lr_psnr', 'frequency_response', 'encoder_gain'}
+    assert set(card['verdicts']) == {'recon_psnr', 'code_psnr', 'frequency_response', 'encoder_gain'}
     for line in card['verdicts'].values():
         assert line in readme
     for name in ('report.md', 'report.json', 'per_image.csv', 'frequency_response.csv', 'frequency_response.png'):

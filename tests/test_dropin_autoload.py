@@ -36,7 +36,7 @@ from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY
 
 import aesop_basicsr
 from aesop_basicsr.archs.aesop_autoencoder_arch import AESOPAutoEncoder
-from conftest import REPO_ROOT
+from layered_venv import layered_venv, pip
 from test_dropin_models import REAL_KERNELS  # Real-ESRGAN's own kernel settings
 
 ITERS = 2
@@ -222,34 +222,13 @@ def probes(proc: subprocess.CompletedProcess) -> list:
     return [json.loads(line[len('PROBE '):]) for line in proc.stdout.splitlines() if line.startswith('PROBE ')]
 
 
-def wheel_install(work: str) -> dict:
-    """Build the wheel from a copy of the sources, install it into a throw-away venv, run fresh interpreters there.
-
-    The venv reuses this environment's packages (torch, basicsr, ...) through a path-only
-    .pth file; the other .pth files of this environment (its editable install) do not run there.
-    """
-    src = osp.join(work, 'src')
-    os.makedirs(src)
-    for name in ('setup.py', 'README.md', 'aesop_basicsr_autoload.py'):
-        shutil.copy(osp.join(REPO_ROOT, name), src)
-    shutil.copytree(osp.join(REPO_ROOT, 'aesop_basicsr'), osp.join(src, 'aesop_basicsr'),
-                    ignore=shutil.ignore_patterns('__pycache__'))
-    env = plain_env()
-    dist, venv = osp.join(work, 'dist'), osp.join(work, 'venv')
-    built = run(['-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation', '--no-index', '-w', dist, src],
-                cwd=work, env=env)
-    if built.returncode:
-        return {'error': explain(built)}
-    wheel = glob.glob(osp.join(dist, '*.whl'))[0]
-    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', venv], check=True, env=env)
-    python = osp.join(venv, 'bin', 'python')
-    site = run(['-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'], cwd=work, env=env,
-               python=python).stdout.strip()
-    write(osp.join(site, '_reuse_test_environment.pth'), sysconfig.get_paths()['purelib'] + '\n')
-    installed = run(['-m', 'pip', '--python', python, 'install', '-q', '--no-deps', '--no-index', wheel], cwd=work,
-                    env=env)
+def wheel_install(work: str, wheel: str) -> dict:
+    """Install the plugin's wheel into a throw-away venv layered on this environment, run fresh interpreters there."""
+    python, site = layered_venv(osp.join(work, 'venv'))
+    installed = pip(python, 'install', '-q', '--no-deps', wheel, cwd=work)
     if installed.returncode:
         return {'error': explain(installed)}
+    env = plain_env()
     result = {
         'wheel_files': zipfile.ZipFile(wheel).namelist(), 'site': site,
         'fresh': run(['-c', FRESH], cwd=work, env=env, python=python),
@@ -274,7 +253,7 @@ def ae_file(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope='module')
-def runs(tmp_path_factory, paired_x4, ae_file) -> dict:
+def runs(tmp_path_factory, paired_x4, ae_file, plugin_wheel) -> dict:
     """Start every process once (two at a time) and collect what they left."""
     work = str(tmp_path_factory.mktemp('dropin'))
     esrgan_yml = write_yaml(osp.join(work, 'esrgan.yml'), esrgan_options('esrgan_aesop', paired_x4, ae_file))
@@ -313,7 +292,7 @@ def runs(tmp_path_factory, paired_x4, ae_file) -> dict:
                                     plain_env(**{ENV_VAR: '0'})),
         'after_basicsr': lambda: run(['-c', scenario('import basicsr', 'import aesop_basicsr; import aesop_basicsr',
                                                      'import realesrgan', spawn_worker)], probe_dir, plain_env()),
-        'wheel': lambda: wheel_install(osp.join(work, 'wheel')),
+        'wheel': lambda: wheel_install(osp.join(work, 'wheel'), plugin_wheel),
     }
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {name: pool.submit(job) for name, job in jobs.items()}
@@ -451,8 +430,14 @@ def test_broken_hook_module_never_breaks_interpreter_start(runs):
 
 def test_hooks_leave_the_modules_as_a_plain_import_would():
     import basicsr
+    import torchvision.transforms
     import torchvision.transforms._functional_tensor as renamed
     import torchvision.transforms.functional_tensor as legacy
-    assert legacy is renamed and renamed.__spec__.name == 'torchvision.transforms._functional_tensor'
+    if osp.isfile(osp.join(osp.dirname(torchvision.transforms.__file__), 'functional_tensor.py')):
+        # torchvision < 0.17 still ships the legacy module: it imports as it is, the alias stays out of the way
+        assert legacy is not renamed and legacy.__spec__.name == 'torchvision.transforms.functional_tensor'
+    else:
+        assert legacy is renamed
+    assert renamed.__spec__.name == 'torchvision.transforms._functional_tensor'
     # BasicSR's module and spec name its own loader: the hook's wrapper is gone
     assert basicsr.__loader__ is basicsr.__spec__.loader and type(basicsr.__loader__).__name__ == 'SourceFileLoader'

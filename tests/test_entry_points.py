@@ -1,8 +1,12 @@
 """The train/test entry points' own additions to BasicSR's option parsing."""
+import os
 import sys
+from os import path as osp
 
+import basicsr.utils.options
 import pytest
 import yaml
+from basicsr.utils import make_exp_dirs
 
 from aesop_basicsr.train import latest_training_state, parse_checked_options
 
@@ -26,15 +30,38 @@ def test_runs_go_under_the_current_root_by_default(tmp_path, monkeypatch):
     assert opt['path']['training_states'] == str(tmp_path / 'experiments' / 'tiny' / 'training_states')
 
 
-def test_option_file_can_choose_the_run_folder(tmp_path, monkeypatch):
-    chosen = tmp_path / 'elsewhere' / 'run1'
+def test_experiments_root_is_the_folder_above_the_run_as_basicsr_master_reads_it(tmp_path, monkeypatch):
+    chosen = tmp_path / 'elsewhere' / 'runs'
     opt_file = write_options(tmp_path / 'o.yml', path={'experiments_root': str(chosen), 'results_root': str(chosen)})
     opt = parse(monkeypatch, opt_file, tmp_path)
-    assert opt['path']['experiments_root'] == str(chosen)
-    assert opt['path']['models'] == str(chosen / 'models')
-    assert opt['path']['training_states'] == str(chosen / 'training_states')
-    assert opt['path']['log'] == str(chosen)
-    assert parse(monkeypatch, opt_file, tmp_path, False)['path']['results_root'] == str(chosen)
+    run = chosen / 'tiny'
+    assert opt['path']['experiments_root'] == str(run)
+    assert opt['path']['models'] == str(run / 'models')
+    assert opt['path']['training_states'] == str(run / 'training_states')
+    assert opt['path']['log'] == str(run)
+    assert opt['path']['visualization'] == str(run / 'visualization')
+    test_opt = parse(monkeypatch, opt_file, tmp_path, False)
+    assert test_opt['path']['results_root'] == test_opt['path']['log'] == str(run)
+    # the installed BasicSR itself: GitHub master (basicsr-fixed) puts the run in the same folder, 1.4.2
+    # ignores the key (experiments/<name> under the root)
+    monkeypatch.setattr(sys, 'argv', ['train.py', '-opt', opt_file])
+    plain = basicsr.utils.options.parse_options(str(tmp_path), is_train=True)[0]['path']['experiments_root']
+    assert plain in (str(run), str(tmp_path / 'experiments' / 'tiny')), plain
+
+
+def test_a_fresh_run_archives_its_own_folder_only(tmp_path, monkeypatch):
+    """BasicSR renames an existing run folder to <name>_archived_<time>; the user's folder above it stays."""
+    chosen = tmp_path / 'runs'
+    (chosen / 'tiny' / 'models').mkdir(parents=True)  # left by an earlier run, e.g. python -m basicsr.train
+    (chosen / 'notes.txt').write_text('mine')
+    (chosen / 'other_run').mkdir()
+    opt = parse(monkeypatch, write_options(tmp_path / 'o.yml', path={'experiments_root': str(chosen)}), tmp_path)
+    make_exp_dirs(opt)  # BasicSR's own, as train_pipeline calls it for a fresh start
+    archived = [name for name in os.listdir(chosen) if name.startswith('tiny_archived_')]
+    assert len(archived) == 1 and osp.isdir(chosen / archived[0] / 'models')
+    assert sorted(os.listdir(chosen)) == sorted(['notes.txt', 'other_run', 'tiny', archived[0]])
+    assert sorted(os.listdir(chosen / 'tiny')) == ['models', 'training_states', 'visualization']
+    assert (chosen / 'notes.txt').read_text() == 'mine' and sorted(os.listdir(tmp_path)) == ['o.yml', 'runs']
 
 
 def test_placeholders_fail_naming_every_key_even_after_force_yml(tmp_path, monkeypatch):

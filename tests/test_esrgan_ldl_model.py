@@ -204,6 +204,26 @@ def test_without_pixel_and_ldl_terms_it_steps_as_esrgan():
     assert model.log_dict == esrgan.log_dict and 'l_g_pix' not in model.log_dict
 
 
+def test_swinir_generator_trains_with_the_vgg_discriminator():
+    """BasicSR's SwinIR returns a channels-last SR image on current PyTorch (its patch un-embedding is a
+    transpose); BasicSR's VGGStyleDiscriminator's .view() fails on that. The model hands it a contiguous one: a
+    step runs, and the discriminator's output equals that on the contiguous copy."""
+    opt = model_opt()
+    opt['network_g'] = {'type': 'SwinIR', 'upscale': 4, 'in_chans': 3, 'img_size': 32, 'window_size': 8,
+                        'img_range': 1., 'depths': [1], 'embed_dim': 12, 'num_heads': [2], 'mlp_ratio': 1,
+                        'upsampler': 'pixelshuffle', 'resi_connection': '1conv'}
+    torch.manual_seed(0)
+    model = build_model(opt)
+    lq = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        sr = model.net_g(lq)
+        assert not sr.is_contiguous()  # the situation this is about
+        assert torch.equal(model.net_d(sr), model.net_d(sr.contiguous()))
+    model.feed_data({'lq': lq, 'gt': torch.rand(2, 3, 128, 128)})
+    model.optimize_parameters(1)
+    assert 'l_d_fake' in model.get_current_log()
+
+
 def test_ldl_without_ema_decay_is_a_clear_error():
     with pytest.raises(ValueError, match=r'train:ldl_opt .*train:ema_decay is 0;'):
         build(ema_decay=0)

@@ -38,9 +38,6 @@ TRAIN_FILES = [f for f in OPTION_FILES if osp.sep + 'train' + osp.sep in f]
 TEST_FILES = [f for f in OPTION_FILES if osp.sep + 'test' + osp.sep in f]
 
 
-pytestmark = pytest.mark.usefixtures('one_torch_thread')
-
-
 def rel(path: str) -> str:
     return osp.relpath(path, REPO_ROOT)
 
@@ -55,7 +52,7 @@ def load(path: str) -> OrderedDict:
 OPTIMIZERS = ('Adam', )
 SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
 # option keys whose value is a path on the user's machine: shipped files leave each as a placeholder
-USER_PATH_PREFIXES = ('dataroot_', 'meta_info', 'pretrain_network_', 'resume_state')
+USER_PATH_PREFIXES = ('dataroot_', 'meta_info', 'pretrain_network_', 'resume_state', 'model_path')
 
 
 def typed_blocks(opt: dict) -> Iterator[Tuple[str, str, dict]]:
@@ -133,7 +130,7 @@ def test_option_files_exist():
     names = {rel(f) for f in OPTION_FILES}
     expected = ({f'options/train/{name}' for name in AUTHORS} | {f'options/test/paper/{name}.yml' for name in RELEASED}
                 | {'options/test/test_AESOP_RRDB_x4_benchmarks.yml', 'options/test/test_AESOP_SwinIR_x4_benchmarks.yml',
-                   'options/test/test_AESOP_RRDB_x4_Set5.yml'})
+                   'options/test/test_AESOP_RRDB_x4_Set5.yml', 'options/test/test_AESOP_autoencoder_x4_benchmarks.yml'})
     assert expected <= names, sorted(expected - names)
 
 
@@ -205,20 +202,24 @@ def test_run_names_are_unique():
         assert len(names) == len(set(names)), names
 
 
-def test_baselines_differ_from_aesop_only_in_fidelity_terms():
+@pytest.mark.parametrize('aesop_file, name, keep_ldl', [
+    ('train_AESOP_ESRGAN_LDL_RRDB128_x4_DF2K.yml', 'train_LDL_RRDB128_x4_DF2K.yml', True),
+    ('train_AESOP_ESRGAN_LDL_RRDB128_x4_DF2K.yml', 'train_ESRGAN_RRDB128_x4_DF2K.yml', False),
+    ('train_AESOP_ESRGAN_LDL_DRCT256_x4_DF2K.yml', 'train_LDL_DRCT256_x4_DF2K.yml', True),
+])
+def test_baselines_differ_from_aesop_only_in_fidelity_terms(aesop_file, name, keep_ldl):
     """The baselines are the AESOP recipe with L1 (and LDL) as the fidelity terms, nothing else changed."""
-    aesop = load(osp.join(REPO_ROOT, 'options/train/AESOP/train_AESOP_ESRGAN_LDL_RRDB128_x4_DF2K.yml'))
-    for name, keep_ldl in (('train_LDL_RRDB128_x4_DF2K.yml', True), ('train_ESRGAN_RRDB128_x4_DF2K.yml', False)):
-        base = load(osp.join(REPO_ROOT, 'options/train/Baselines', name))
-        assert base['train']['pixel_opt']['type'] == 'L1Loss'
-        assert ('ldl_opt' in base['train']) == keep_ldl
-        strip = lambda o: {k: v for k, v in o.items() if k not in ('name', 'model_type', 'train')}  # noqa: E731
-        assert strip(base) == strip(aesop)
-        fidelity = ('pixel_opt', 'ldl_opt')
-        assert {k: v for k, v in base['train'].items() if k not in fidelity} == \
-            {k: v for k, v in aesop['train'].items() if k not in fidelity}
-        if keep_ldl:
-            assert base['train']['ldl_opt'] == aesop['train']['ldl_opt']
+    aesop = load(osp.join(REPO_ROOT, 'options/train/AESOP', aesop_file))
+    base = load(osp.join(REPO_ROOT, 'options/train/Baselines', name))
+    assert base['train']['pixel_opt']['type'] == 'L1Loss'
+    assert ('ldl_opt' in base['train']) == keep_ldl
+    strip = lambda o: {k: v for k, v in o.items() if k not in ('name', 'model_type', 'train')}  # noqa: E731
+    assert strip(base) == strip(aesop)
+    fidelity = ('pixel_opt', 'ldl_opt')
+    assert {k: v for k, v in base['train'].items() if k not in fidelity} == \
+        {k: v for k, v in aesop['train'].items() if k not in fidelity}
+    if keep_ldl:
+        assert base['train']['ldl_opt'] == aesop['train']['ldl_opt']
 
 
 # ------------------------------------------------------------------ full-size networks
@@ -239,13 +240,44 @@ def expected_io(net_opt: dict, file_scale: int) -> Tuple[Tuple[int, ...], Tuple[
     if kind == 'AESOPAutoEncoder':  # psi = D(E(.)): HR in, HR out
         size = 8 * net_opt["scale"]
         return (1, in_ch, size, size), (1, in_ch, size, size)
-    scale = declared_scale(net_opt)
+    # SpandrelNet's scale is the model file's (checked where the file is loaded)
+    scale = file_scale if kind == SPANDREL_NET else declared_scale(net_opt)
     assert scale == file_scale, f'{kind} upscales by {scale} but the file has scale: {file_scale}'
     out_ch = net_opt.get('num_out_ch', in_ch)
     return (1, in_ch, 8, 8), (1, out_ch, 8 * scale, 8 * scale)
 
 
 _BUILT: Dict[str, torch.nn.Module] = {}
+SPANDREL_NET = 'SpandrelNet'
+LEGACY_ESRGAN_NAMES = (('body.', 'RRDB_trunk.'), ('conv_body.', 'trunk_conv.'), ('conv_up1.', 'upconv1.'),
+                       ('conv_up2.', 'upconv2.'), ('conv_hr.', 'HRconv.'))
+
+
+def to_legacy_esrgan(state: Dict[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    """A BasicSR RRDBNet state dict in the old ESRGAN/KAIR key names (RRDB_ESRGAN_x4.pth, BSRGAN.pth)."""
+    legacy = OrderedDict()
+    for key, value in state.items():
+        for new, old in LEGACY_ESRGAN_NAMES:
+            if key.startswith(new):
+                key = old + key[len(new):]
+                break
+        legacy[key.replace('.rdb', '.RDB')] = value
+    return legacy
+
+
+@pytest.fixture(scope='module')
+def legacy_esrgan_file(tmp_path_factory) -> str:
+    """A full-size ESRGAN in the original release's layout (bare, old key names): SpandrelNet files' model_path."""
+    torch.manual_seed(0)
+    net = build_network(dict(type='RRDBNet', num_in_ch=3, num_out_ch=3, num_feat=64, num_block=23, num_grow_ch=32))
+    path = str(tmp_path_factory.mktemp('legacy_esrgan') / 'RRDB_ESRGAN_x4.pth')
+    torch.save(to_legacy_esrgan(net.state_dict()), path)
+    return path
+
+
+def with_model_file(net_opt: dict, model_file: str) -> dict:
+    """A SpandrelNet block reads its model file when it is built: the stand-in's, in place of the placeholder."""
+    return dict(net_opt, model_path=model_file) if net_opt['type'] == SPANDREL_NET else net_opt
 
 
 def built(kind: str, block: dict) -> torch.nn.Module:
@@ -259,12 +291,13 @@ def built(kind: str, block: dict) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize('path', OPTION_FILES, ids=rel)
-def test_networks_build_at_full_size(path):
+def test_networks_build_at_full_size(path, legacy_esrgan_file):
     """Each network_* and each loss (AESOPLoss's auto-encoder included) builds exactly as configured,
-    and the networks map a small input to the expected shape. No weights are loaded, nothing trains."""
+    and the networks map a small input to the expected shape. No weights are loaded (SpandrelNet: a stand-in
+    model file), nothing trains."""
     opt = load(path)
     for key in [k for k in opt if k.startswith('network_')]:
-        net = built('arch', dict(opt[key]))
+        net = built('arch', with_model_file(dict(opt[key]), legacy_esrgan_file))
         in_shape, out_shape = expected_io(opt[key], opt['scale'])
         with torch.no_grad():
             out = net(torch.rand(in_shape))
@@ -493,6 +526,14 @@ _SWINIR = {'network_g:type': 'SwinIR', 'network_g:embed_dim': 180, 'network_g:de
            'network_g:mlp_ratio': 2, 'network_g:upsampler': 'pixelshuffle', 'network_g:resi_connection': '1conv',
            'path:param_key_g': 'params_ema',
            'manual_seed': 1}
+# train_Synthetic_AESOP_DRCT.yml: DRCT_X4's architecture, checkpointing on; its HAT keys kept (DRCT ignores them)
+_DRCT = {'network_g:type': 'DRCT', 'network_g:upscale': 4, 'network_g:in_chans': 3, 'network_g:img_size': 64,
+         'network_g:window_size': 16, 'network_g:compress_ratio': 3, 'network_g:squeeze_factor': 30,
+         'network_g:conv_scale': 0.01, 'network_g:overlap_ratio': 0.5, 'network_g:img_range': 1.0,
+         'network_g:depths': [6] * 6, 'network_g:embed_dim': 180, 'network_g:num_heads': [6] * 6,
+         'network_g:mlp_ratio': 2, 'network_g:upsampler': 'pixelshuffle', 'network_g:resi_connection': '1conv',
+         'network_g:use_checkpoint': True, 'path:param_key_g': 'params_ema', 'path:strict_load_g': True,
+         'manual_seed': 1}
 _D = lambda size: {'network_d:type': 'VGGStyleDiscriminator', 'network_d:input_size': size,  # noqa: E731
                    'network_d:num_feat': 64, 'datasets:train:gt_size': size}
 # retrained baselines: LDL's own train_Synthetic_LDL.yml (L1 1e-2 + artifacts 1.0), the AESOP recipe otherwise
@@ -549,12 +590,15 @@ AUTHORS = {  # our recipe (under options/train/) -> the authors' values it must 
     'AESOP/train_AESOP_ESRGAN_LDL_RRDB128_x4_DF2K.yml': {**_SYNTHETIC, **_AESOP_TERM, **_RRDB, **_D(128)},
     'AESOP/train_AESOP_ESRGAN_LDL_RRDB256_x4_DF2K.yml': {**_SYNTHETIC, **_AESOP_TERM, **_RRDB, **_D(256)},
     'AESOP/train_AESOP_ESRGAN_LDL_SwinIR256_x4_DF2K.yml': {**_SYNTHETIC, **_AESOP_TERM, **_SWINIR, **_D(256)},
+    'AESOP/train_AESOP_ESRGAN_LDL_DRCT256_x4_DF2K.yml': {**_SYNTHETIC, **_AESOP_TERM, **_DRCT, **_D(256)},
     'Baselines/train_ESRGAN_RRDB128_x4_DF2K.yml': {**_SYNTHETIC, **_RRDB, **_D(128), **_L1, 'train:ldl_opt': None,
                                                    'model_type': 'ESRGANModel'},
     'Baselines/train_LDL_RRDB128_x4_DF2K.yml': {**_SYNTHETIC, **_RRDB, **_D(128), **_L1,
                                                 'train:ldl_opt:loss_weight': 1.0, 'model_type': 'ESRGANLDLModel'},
     'Baselines/train_LDL_SwinIR256_x4_DF2K.yml': {**_SYNTHETIC, **_SWINIR, **_D(256), **_L1,
                                                   'train:ldl_opt:loss_weight': 1.0, 'model_type': 'ESRGANLDLModel'},
+    'Baselines/train_LDL_DRCT256_x4_DF2K.yml': {**_SYNTHETIC, **_DRCT, **_D(256), **_L1,
+                                                'train:ldl_opt:loss_weight': 1.0, 'model_type': 'ESRGANLDLModel'},
     'AESOP/train_AESOP_RealESRGAN_x4plus.yml': _REALWORLD,
     'AESOP/train_AE_RRDBdecoder_x4_DF2K.yml': {
         **_AE, 'train:lr_opt:type': 'L1Loss', 'train:lr_opt:loss_weight': 1.0, 'train:freeze_decoder_iters': 0},
@@ -652,9 +696,12 @@ RELEASED = {
     'test_official_LDL_DF2K_RRDB': 'params', 'test_official_LDL_DF2K_SwinIR': 'params',
     'test_official_RealESRGAN_x4plus': 'params_ema', 'test_official_RealLDL': 'params_ema',
     'test_official_BSRGAN': 'legacy',  # KAIR's bare state dict in the old ESRGAN layout
+    'test_AESOP_DRCT256_300K': 'drct_authors', 'test_reproduced_DRCT_LDL_300K': 'drct_authors',  # Linear 'adjust'
+    'test_official_SPSR': 'bare',  # SPSR's spsr.pth: a bare state dict
+    'test_official_NonRealESRGAN': 'model_path',  # RRDB_ESRGAN_x4.pth, read by SpandrelNet as it is
 }
 REAL_WORLD_TESTS = {'test_RealAESOP_RRDB_400K', 'test_official_RealESRGAN_x4plus', 'test_official_RealLDL',
-                    'test_official_BSRGAN'}
+                    'test_official_BSRGAN', 'test_official_NonRealESRGAN'}
 
 
 @pytest.mark.parametrize('path', TEST_FILES, ids=rel)
@@ -689,7 +736,7 @@ def test_every_released_checkpoint_and_baseline_has_a_test_file():
 
 
 @pytest.fixture(scope='module')
-def full_size_test_models():
+def full_size_test_models(legacy_esrgan_file):
     """One BasicSR test model per (model_type, network_g) of the released-weights files, built as aesop-test
     builds it (no checkpoint yet); the files then load their stand-in checkpoints into these."""
     from basicsr.models import build_model
@@ -699,6 +746,7 @@ def full_size_test_models():
         key = (opt['model_type'], repr(opt['network_g']))
         if key not in models:
             torch.manual_seed(0)
+            opt['network_g'] = with_model_file(opt['network_g'], legacy_esrgan_file)
             opt.update(num_gpu=0, is_train=False, dist=False, rank=0, world_size=1)
             opt['path'] = {'pretrain_network_g': None}
             models[key] = build_model(opt)
@@ -706,20 +754,23 @@ def full_size_test_models():
 
 
 def _stand_in(net: torch.nn.Module, layout: str, folder: str, stem: str) -> Tuple[str, Dict[str, torch.Tensor]]:
-    """A checkpoint with ``net``'s keys and shapes (other values) in a release's layout, and the tensors it holds."""
-    state = OrderedDict((k, v + 0.01 * torch.randn_like(v) if v.is_floating_point() else v.clone())
-                        for k, v in net.state_dict().items())
+    """A checkpoint with ``net``'s keys and shapes (other values) in a release's layout, and the tensors it holds.
+    A tensor the network holds under two names (SPSR's HR_conv0_new) gets one value, as in the released file."""
+    values: Dict[int, torch.Tensor] = {}
+    state = OrderedDict()
+    for key, value in net.state_dict().items():
+        if value.data_ptr() not in values:
+            values[value.data_ptr()] = (value + 0.01 * torch.randn_like(value) if value.is_floating_point()
+                                        else value.clone())
+        state[key] = values[value.data_ptr()]
     path = osp.join(folder, f'{stem}.pth')
     if layout == 'legacy':  # the old ESRGAN/KAIR key names, a bare state dict
-        legacy = OrderedDict()
-        for key, value in state.items():
-            for new, old in (('body.', 'RRDB_trunk.'), ('conv_body.', 'trunk_conv.'), ('conv_up1.', 'upconv1.'),
-                             ('conv_up2.', 'upconv2.'), ('conv_hr.', 'HRconv.')):
-                if key.startswith(new):
-                    key = old + key[len(new):]
-                    break
-            legacy[key.replace('.rdb', '.RDB')] = value
-        torch.save(legacy, path)
+        torch.save(to_legacy_esrgan(state), path)
+    elif layout == 'bare':
+        torch.save(state, path)
+    elif layout == 'drct_authors':  # the AESOP authors' DRCT: the 1x1 'adjust' convolutions as Linear weights
+        torch.save({'params_ema': OrderedDict((k, v.flatten(1) if '.adjust' in k and k.endswith('.weight') else v)
+                                              for k, v in state.items())}, path)
     else:
         torch.save({layout: state}, path)
     return path, state
@@ -734,6 +785,10 @@ def test_released_weights_files_load_their_checkpoint(stem, full_size_test_model
     model = full_size_test_models[(opt['model_type'], repr(opt['network_g']))]
     net = model.net_g
     assert sum(p.numel() for p in net.parameters()) > 11e6, 'not the full-size network'
+    if RELEASED[stem] == 'model_path':  # SpandrelNet: the weights came with the network from its model file
+        assert opt['path']['pretrain_network_g'] is None
+        assert (net.architecture, net.scale) == ('ESRGAN', 4)
+        return
     path, state = _stand_in(net, RELEASED[stem], str(tmp_path), stem)
     if RELEASED[stem] == 'legacy':
         converted = str(tmp_path / 'converted.pth')
@@ -744,8 +799,8 @@ def test_released_weights_files_load_their_checkpoint(stem, full_size_test_model
     model.load_network(net, path, opt['path']['strict_load_g'], param_key)
     loaded = net.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in state.items())
-    if stem == sorted(k for k in RELEASED if 'SwinIR' in k)[0] or stem == 'test_AESOP_RRDB128_290K':
-        # the model's own test(): an LR whose sides are not multiples of SwinIR's window comes back 4x larger
+    if stem in (sorted(k for k in RELEASED if 'SwinIR' in k)[0], 'test_AESOP_RRDB128_290K', 'test_AESOP_DRCT256_300K'):
+        # the model's own test(): an LR whose sides are not multiples of SwinIR's (DRCT's) window comes back 4x larger
         model.lq = torch.rand(1, 3, 9, 11)
         model.test()
         assert tuple(model.output.shape) == (1, 3, 36, 44) and torch.isfinite(model.output).all()

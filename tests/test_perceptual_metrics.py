@@ -17,7 +17,7 @@ from basicsr.models import build_model
 from basicsr.utils import tensor2img
 from basicsr.utils.registry import METRIC_REGISTRY
 
-from aesop_basicsr.metrics import dists_metric, lpips_metric
+from aesop_basicsr.metrics import dists_metric, lower_is_better, lpips_metric
 from aesop_basicsr.metrics.perceptual_util import clear_network_cache
 from aesop_basicsr.utils.sample_data import load_photo
 
@@ -165,8 +165,9 @@ def test_network_is_built_once_in_eval_mode_without_grad(name, package, construc
     assert len(built) == 1
     assert not net.training and not any(p.requires_grad for p in net.parameters())
     assert next(net.parameters()).device == torch.device('cpu')
-    announced = [r.getMessage() for r in caplog.records if 'Lower is better' in r.getMessage()]
-    assert len(announced) == 1 and announced[0].startswith(f'{constructor} metric')
+    announced = [r.getMessage() for r in caplog.records if 'network loaded on' in r.getMessage()]
+    assert announced == [f'{constructor} metric: network loaded on cpu.']
+    assert not [r for r in caplog.records if 'better' in r.getMessage()]  # called directly: nothing to say about it
 
 
 def test_dists_uses_the_package_alpha_beta(stand_in_trunks):
@@ -240,6 +241,57 @@ def test_metrics_from_val_metrics_through_sr_model_validation(stand_in_trunks, p
         assert model.metric_results[key] > 0
         best = model.best_metric_results['val'][key]
         assert best['better'] == 'lower' and best['val'] == pytest.approx(model.metric_results[key])
+
+
+@pytest.mark.parametrize('name, constructor', [('calculate_lpips', 'LPIPS'), ('calculate_dists', 'DISTS')])
+def test_missing_better_key_is_warned_once_and_only_when_missing(name, constructor, stand_in_trunks, photos,
+                                                                 monkeypatch, caplog):
+    """BasicSR passes a metric's option dict, ``better`` included, as keyword arguments (calculate_metric)."""
+    from basicsr.metrics import calculate_metric
+    monkeypatch.setattr(lower_is_better, '_warned', set())
+    logger = logging.getLogger('basicsr')
+    logger.addHandler(caplog.handler)
+    try:
+        clean, light, _ = photos
+        pair = {'img': clean, 'img2': light}
+        calculate_metric(pair, {'type': name, 'crop_border': 0, 'better': 'lower'})
+        METRIC_REGISTRY.get(name)(clean, light, crop_border=0)  # called directly, not from an option dict
+        assert not [r for r in caplog.records if 'better' in r.getMessage()]
+        for _ in range(2):
+            calculate_metric(pair, {'type': name, 'crop_border': 0})
+    finally:
+        logger.removeHandler(caplog.handler)
+    warned = [r.getMessage() for r in caplog.records if 'better' in r.getMessage()]
+    assert warned == [f"{constructor} metric: lower is better, but its metrics entry ({name}) has no 'better: lower', "
+                      'so BasicSR logs the highest (worst) value as Best; add better: lower (aesop-train and AESOP\'s '
+                      'models add it themselves).']
+
+
+def test_lower_is_better_metrics_are_known_by_name():
+    lower = ['calculate_lpips', 'calculate_dists', 'calculate_lpips_pytorch', 'calculate_dists_pytorch', 'calculate_niqe']
+    higher = ['calculate_psnr', 'calculate_ssim', 'calculate_ae_psnr', 'calculate_lr_psnr', 'calculate_psnr_pytorch',
+              'no_such_metric', None]
+    assert [lower_is_better.is_lower_is_better(name) for name in lower + higher] == [True] * 5 + [False] * 7
+
+
+@pytest.mark.parametrize('model_type', ['AESOPAEModel', 'ESRGANLDLModel'])
+def test_our_models_set_better_lower_for_lower_is_better_metrics(model_type):
+    """Under any train.py, AESOP's models track LPIPS (and AESOPAEModel its LR copy) as lower-is-better when the
+    option file forgot to say so."""
+    from tiny_training import NET_G, TINY_AE
+    opt = {
+        'name': 'metrics', 'model_type': model_type, 'scale': 4, 'num_gpu': 0, 'dist': False, 'rank': 0,
+        'world_size': 1, 'is_train': False, 'path': {'pretrain_network_g': None},
+        'network_g': dict(TINY_AE if model_type == 'AESOPAEModel' else NET_G),
+        'val': {'metrics': {'lpips': {'type': 'calculate_lpips', 'crop_border': 4},
+                            'psnr': {'type': 'calculate_psnr', 'crop_border': 4}}},
+    }
+    model = build_model(opt)
+    model._initialize_best_metric_results('val')
+    expected = {'lpips': 'lower', 'psnr': 'higher'}
+    if model_type == 'AESOPAEModel':
+        expected.update(lpips_lr='lower', psnr_lr='higher')
+    assert {name: best['better'] for name, best in model.best_metric_results['val'].items()} == expected
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')

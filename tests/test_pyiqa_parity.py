@@ -1,18 +1,21 @@
 """Our LPIPS and DISTS (the reference ``lpips`` and ``DISTS_pytorch`` packages) against pyiqa's, which the
 authors used: the same weights and images give the same values to 1e-4.
 
-pyiqa is not a dependency (it requires transformers >= 5, accelerate, bitsandbytes, timm, CLIP ..., and its
-package ``__init__`` imports all of them), so this test runs where pyiqa's files are present, e.g. after
-``pip install --no-deps pyiqa==0.1.16``, and is skipped otherwise. Only pyiqa's own LPIPS/DISTS network code and
-its weight loading run: its package ``__init__`` files are bypassed and ``huggingface_hub.hf_hub_url`` (only
-used to spell the download URL) is replaced. Stand-in weights are written where each library looks:
+pyiqa is not a dependency, nor installed for the tests (it requires transformers >= 5, accelerate,
+bitsandbytes, timm, CLIP ..., and its package ``__init__`` imports all of them): the README's setup command
+downloads its wheel into ``.venv/test-wheels/`` (``pip download --no-deps -d .venv/test-wheels pyiqa==0.1.16``),
+outside site-packages, and this test reads pyiqa's files from that wheel; it is skipped where the wheel is not
+there. Only pyiqa's own LPIPS/DISTS network code and its weight loading run: its package ``__init__`` files are
+bypassed and ``huggingface_hub.hf_hub_url`` (only used to spell the download URL) is replaced. Stand-in weights are written where each library looks:
 torchvision's ImageNet trunks in ``$TORCH_HOME/hub/checkpoints`` (conftest), pyiqa's calibrated files in
 ``$TORCH_HOME/hub/pyiqa``, ``lpips``' linear layers and ``DISTS_pytorch``' alpha/beta inside their packages.
 """
+import glob
 import importlib.util
 import os
 import sys
 import types
+import zipfile
 from os import path as osp
 
 import numpy as np
@@ -24,8 +27,12 @@ from aesop_basicsr.metrics.lpips_metric import calculate_lpips, lpips_network
 from aesop_basicsr.metrics.perceptual_util import clear_network_cache, image_to_tensor
 from aesop_basicsr.utils.sample_data import load_photo
 
-PYIQA = importlib.util.find_spec('pyiqa')
-pytestmark = pytest.mark.skipif(PYIQA is None, reason='pyiqa is not installed (pip install --no-deps pyiqa)')
+PYIQA_VERSION = '0.1.16'
+TEST_WHEELS = osp.join(sys.prefix, 'test-wheels')  # .venv/test-wheels for the README's venv
+PYIQA_WHEELS = glob.glob(osp.join(TEST_WHEELS, f'pyiqa-{PYIQA_VERSION}-*.whl'))
+pytestmark = pytest.mark.skipif(
+    not PYIQA_WHEELS, reason=f"pyiqa's wheel is not in {TEST_WHEELS} (the README's setup command puts it there: "
+                             f'pip download --no-deps -d {TEST_WHEELS} pyiqa=={PYIQA_VERSION})')
 
 
 def _load_file(name: str, path: str) -> types.ModuleType:
@@ -37,9 +44,12 @@ def _load_file(name: str, path: str) -> types.ModuleType:
 
 
 @pytest.fixture(scope='module')
-def pyiqa_archs():
-    """pyiqa's lpips_arch and dists_arch modules, loaded from its files without its package __init__."""
-    root = PYIQA.submodule_search_locations[0]
+def pyiqa_archs(tmp_path_factory):
+    """pyiqa's lpips_arch and dists_arch modules, loaded from its wheel's files without its package __init__."""
+    unpacked = tmp_path_factory.mktemp('pyiqa_wheel')
+    with zipfile.ZipFile(PYIQA_WHEELS[0]) as wheel:
+        wheel.extractall(unpacked, [name for name in wheel.namelist() if name.startswith('pyiqa/')])
+    root = str(unpacked / 'pyiqa')
     saved = {k: v for k, v in sys.modules.items() if k == 'pyiqa' or k.startswith('pyiqa.') or k == 'huggingface_hub'}
     for name, folder in (('pyiqa', root), ('pyiqa.utils', osp.join(root, 'utils')),
                          ('pyiqa.archs', osp.join(root, 'archs'))):

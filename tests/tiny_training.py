@@ -85,6 +85,32 @@ def esrgan_aesop_options(name: str, paired: dict, ae_path: str, total_iter: int,
     }
 
 
+def sr_model_options(name: str, paired: dict, total_iter: int, scale: int = 4, lr: float = 1e-3,
+                     save_every: Optional[int] = None, val_every: Optional[int] = None,
+                     metrics: Optional[dict] = None) -> dict:
+    """BasicSR's SRModel (a tiny RRDBNet, L1): the cheapest real training run."""
+    return {
+        'name': name, 'model_type': 'SRModel', 'scale': scale, 'num_gpu': 'auto', 'manual_seed': 0,
+        'datasets': {
+            'train': _dataset('photos', paired['train'], gt_size=16 * scale, use_hflip=True, use_rot=True,
+                              num_worker_per_gpu=0, batch_size_per_gpu=1, dataset_enlarge_ratio=1),
+            'val': _dataset('photos_val', paired['val']),
+        },
+        'network_g': dict(NET_G, scale=scale),
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': {
+            'optim_g': {'type': 'Adam', 'lr': lr, 'betas': [0.9, 0.99]},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [10**6], 'gamma': 0.5},
+            'total_iter': total_iter, 'warmup_iter': -1,
+            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0},
+        },
+        'val': {'val_freq': val_every or 10**6, 'save_img': False,
+                'metrics': metrics or {'psnr': {'type': 'calculate_psnr', 'crop_border': scale}}},
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': save_every or total_iter, 'use_tb_logger': False},
+        'dist_params': {'backend': 'gloo'},
+    }
+
+
 def ae_model_options(name: str, paired: dict, decoder_path: str, total_iter: int) -> dict:
     """AESOPAEModel with the decoder frozen for the whole run (left out of DDP's and the optimizer's parameters)."""
     return {

@@ -36,16 +36,19 @@ def default_decoder_opt(scale: int, num_in_ch: int) -> Dict[str, Any]:
 
 
 def declared_scale(decoder_opt: Mapping[str, Any]) -> Optional[int]:
-    """The upscaling factor a decoder option dict asks for (``scale`` or ``upscale``, else the default)."""
-    for key in ('scale', 'upscale'):
+    """The upscaling factor a decoder option dict asks for (``scale``, ``upscale`` or the class's own
+    ``scale_option_keys``, e.g. OmniSR's ``up_scale``; else the class's default or ``fixed_scale``)."""
+    cls = ARCH_REGISTRY.get(decoder_opt['type'])
+    keys = ('scale', 'upscale') + tuple(getattr(cls, 'scale_option_keys', ()))
+    for key in keys:
         if key in decoder_opt:
             return int(decoder_opt[key])
-    cls = ARCH_REGISTRY.get(decoder_opt['type'])
     params = inspect.signature(cls).parameters
-    for key in ('scale', 'upscale'):
+    for key in keys:
         if key in params and params[key].default is not inspect.Parameter.empty:
             return int(params[key].default)
-    return None
+    fixed = getattr(cls, 'fixed_scale', None)
+    return int(fixed) if fixed else None
 
 
 @register(ARCH_REGISTRY)

@@ -38,7 +38,9 @@ class AESOPLoss(nn.Module):
         strict_load_ae: Require every tensor of the network to be in the file and vice versa.
         eps: Charbonnier epsilon.
         precision: ``fp32`` (default; true fp32, TF32 kept out on CUDA) or ``bf16`` (the difference
-            path, within 1% of float64; RRDBNet decoders, others fall back to fp32).
+            path, within 1% of float64; RRDBNet decoders, others fall back to fp32). bf16 runs only where
+            the device computes it natively (CPUs with AVX512-BF16/AMX, CUDA compute capability >= 8.0;
+            :mod:`aesop_basicsr.utils.device_support`); elsewhere fp32, with one log line.
         channels_last: Run the auto-encoder on NHWC tensors (default; same values, faster).
         compile: ``torch.compile`` the auto-encoder passes.
         checkpoint: Recompute the pred pass block by block in backward (less memory, one more forward).

@@ -5,7 +5,7 @@ reaches a state dict or a training checkpoint.
 """
 import logging
 import shutil
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional
 
 import torch
 from torch import Tensor, nn
@@ -15,6 +15,7 @@ from aesop_basicsr.losses.difference_path import DifferencePath, supports_differ
 from aesop_basicsr.losses.exact_fp32 import run_exact_fp32
 from aesop_basicsr.losses.loss_modes import LossModes
 from aesop_basicsr.losses.winograd_rrdb import WinogradRRDB
+from aesop_basicsr.utils.device_support import native_bf16
 
 
 class AutoEncoderPasses:
@@ -43,6 +44,7 @@ class AutoEncoderPasses:
             logger.warning(f'AESOPLoss: checkpoint=true recomputes the {name} decoder as one segment (blocks are '
                            'known for RRDBNet only), so it saves less memory.')
         self.difference_path: Optional[DifferencePath] = None
+        self._bf16_native: Dict[str, bool] = {}  # per device, decided at its first call
         if self.precision == 'bf16':
             self.difference_path = DifferencePath(net, torch.bfloat16, modes.channels_last, modes.checkpoint,
                                                   target_dtype=torch.bfloat16)
@@ -60,7 +62,7 @@ class AutoEncoderPasses:
         return run_exact_fp32(lambda p: self._difference(target, p), pred)
 
     def _difference(self, target: Tensor, pred: Tensor) -> Tensor:
-        if self.difference_path is not None:
+        if self.difference_path is not None and self.bf16_native_on(target.device):
             return self.difference_path(target, pred)
         target = target.contiguous(memory_format=self.memory_format)
         pred = pred.contiguous(memory_format=self.memory_format)
@@ -76,6 +78,17 @@ class AutoEncoderPasses:
         with torch.no_grad():
             target_ae = self._forward(target)
         return self._forward(pred) - target_ae
+
+    def bf16_native_on(self, device: torch.device) -> bool:
+        """Whether ``precision: bf16`` runs the difference path on ``device``: only where bf16 is native
+        (emulated bf16 is slower than fp32); otherwise fp32, said once per device in the log."""
+        key = str(device)
+        if key not in self._bf16_native:
+            native, reason = native_bf16(device)
+            self._bf16_native[key] = native
+            if not native:
+                self.logger.warning(f'AESOPLoss: precision=bf16 runs in fp32 on {key}: {reason}.')
+        return self._bf16_native[key]
 
     def _forward(self, x: Tensor) -> Tensor:
         """psi(x), block by block where Winograd or checkpointing needs the blocks."""

@@ -3,7 +3,8 @@
 =================  =========================================================================
 ``precision``      ``fp32`` (default): two auto-encoder passes, subtracted, in true fp32
                    (TF32 kept out on CUDA). ``bf16``: the difference path in bfloat16
-                   (:mod:`aesop_basicsr.losses.difference_path`); other decoders fall back to fp32.
+                   (:mod:`aesop_basicsr.losses.difference_path`); other decoders fall back to fp32,
+                   and so does every device without native bf16 (decided at its first call).
 ``channels_last``  ``true`` (default): the auto-encoder runs on NHWC tensors; same values, faster.
 ``winograd``       ``auto`` (default) | ``true`` | ``false``: on CPU, the RRDB blocks' convolutions by
                    Winograd F(4x4, 3x3) (:mod:`aesop_basicsr.losses.winograd_rrdb`): fp32, 4x fewer

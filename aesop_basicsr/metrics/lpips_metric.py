@@ -5,6 +5,7 @@ import numpy as np
 from basicsr.utils.registry import METRIC_REGISTRY
 from torch import nn
 
+from aesop_basicsr.metrics.lower_is_better import lower_is_better, warn_if_better_missing
 from aesop_basicsr.metrics.perceptual_util import (build_with_torchvision_weights, cached_network,
                                                    metric_device, perceptual_distance)
 from aesop_basicsr.utils.registry import register
@@ -29,6 +30,7 @@ def lpips_network(device: Optional[str] = None) -> nn.Module:
 
 
 @register(METRIC_REGISTRY)
+@lower_is_better
 def calculate_lpips(img: np.ndarray,
                     img2: np.ndarray,
                     crop_border: int,
@@ -46,9 +48,12 @@ def calculate_lpips(img: np.ndarray,
         crop_border: Pixels cropped from each edge before the comparison.
         input_order: 'HWC' or 'CHW'.
         device: Where the network runs; default the current CUDA device if there is one, else the CPU.
+        kwargs: The rest of BasicSR's metric option dict; without ``better`` (BasicSR's ``calculate_metric``
+            passes it), a warning says once that ``better: lower`` is missing.
 
     Returns:
         float: LPIPS (v0.1, AlexNet).
     """
+    warn_if_better_missing(METRIC_NAME, 'calculate_lpips', kwargs)
     # normalize: the images come in [0, 1]; LPIPS expects [-1, 1]
     return perceptual_distance(lpips_network(device), img, img2, crop_border, input_order, normalize=True)

@@ -32,15 +32,14 @@ def hub_checkpoint(url: str) -> str:
     return os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(url))
 
 
-def cached_network(name: str, device: torch.device, build: Callable[[], nn.Module]) -> nn.Module:
-    """Build ``name`` once per process and device, in eval mode with gradients off; log that lower is better."""
+def cached_network(name: str, device: torch.device, build: Callable[[], nn.Module], note: str = '') -> nn.Module:
+    """Build ``name`` once per process and device, in eval mode with gradients off; log it (with ``note``)."""
     key = (name, str(device))
     if key not in _NETWORKS:
         net = build().to(device).eval()
         net.requires_grad_(False)
         _NETWORKS[key] = net
-        get_root_logger().info(f'{name} metric: network loaded on {device}. Lower is better: give it '
-                               f"'better: lower' in val.metrics so the best value is tracked correctly.")
+        get_root_logger().info(f'{name} metric: network loaded on {device}. {note}'.rstrip())
     return _NETWORKS[key]
 
 

@@ -22,7 +22,10 @@ from basicsr.utils.registry import ARCH_REGISTRY, MODEL_REGISTRY
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from aesop_basicsr.metrics.lower_is_better import fill_in_better
 from aesop_basicsr.utils.checkpoint import load_pretrained, read_checkpoint
+from aesop_basicsr.utils.fallback_registry import is_registered
+from aesop_basicsr.utils.options import check_autoencoder_scales
 from aesop_basicsr.utils.registry import register
 
 DECODER_PREFIX = 'decoder.'
@@ -76,6 +79,7 @@ class AESOPAEModel(SRModel):
 
     def __init__(self, opt: Dict[str, Any]) -> None:
         self.freeze_decoder_iters = self._check_options(opt)
+        fill_in_better(opt)  # LPIPS/DISTS in val.metrics (and their _lr copies): Best is the lowest value
         self._decoder_frozen: Optional[bool] = None  # the state of the last iteration
         super().__init__(opt)
         if not self.is_train:
@@ -86,10 +90,11 @@ class AESOPAEModel(SRModel):
     def _check_options(opt: Dict[str, Any]) -> int:
         """Fail on inconsistent options before any network is built; return freeze_decoder_iters."""
         net_type = opt.get('network_g', {}).get('type')
-        net_cls = ARCH_REGISTRY.get(net_type) if net_type in ARCH_REGISTRY else None
+        net_cls = ARCH_REGISTRY.get(net_type) if is_registered(ARCH_REGISTRY, net_type) else None
         if net_cls is None or not all(hasattr(net_cls, name) for name in ('encode', 'decode')):
             raise ValueError(f'AESOPAEModel: network_g:type is {net_type!r}; it must be an auto-encoder with '
                              'encode/decode and a decoder submodule, e.g. AESOPAutoEncoder.')
+        check_autoencoder_scales(opt)  # network_g:scale is the run's scale
         path_opt = opt.get('path', {})
         if (path_opt.get('pretrain_network_g') and path_opt.get('pretrain_network_decoder')
                 and not path_opt.get('resume_state')):

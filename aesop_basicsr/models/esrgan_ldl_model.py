@@ -8,6 +8,8 @@ from basicsr.models.esrgan_model import ESRGANModel
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import Tensor, nn
 
+from aesop_basicsr.metrics.lower_is_better import fill_in_better
+from aesop_basicsr.utils.options import check_autoencoder_scales
 from aesop_basicsr.utils.registry import register
 
 LDL_WINDOW = 7  # local window of the artifact map, as in LDL and BasicSR's get_refined_artifact_map callers
@@ -48,6 +50,17 @@ class PixelAndArtifactLoss(nn.Module):
         return sum(parts.values())
 
 
+def contiguous_inputs(module: nn.Module, args: tuple) -> tuple:
+    """Forward pre-hook: the module gets its tensor inputs in contiguous (NCHW) memory.
+
+    BasicSR's VGGStyleDiscriminator flattens its features with ``.view``, which fails on channels-last
+    tensors. Generators whose patch un-embedding is a transpose (BasicSR's SwinIR, DRCT) return such a
+    tensor on current PyTorch (convolutions keep the layout they are given), so the discriminator would fail
+    on the SR image in the first step.
+    """
+    return tuple(a.contiguous() if isinstance(a, Tensor) else a for a in args)
+
+
 @register(MODEL_REGISTRY)
 class ESRGANLDLModel(ESRGANModel):
     """BasicSR's ESRGANModel plus LDL's artifact loss ``train:ldl_opt`` (any BasicSR loss), logged as ``l_g_ldl``.
@@ -62,8 +75,14 @@ class ESRGANLDLModel(ESRGANModel):
     total; afterwards the logged ``l_g_pix`` is split back into ``l_g_pix`` and ``l_g_ldl``. All
     else (pixel/AESOP, perceptual, relativistic GAN, discriminator step, EMA update, saving and
     resuming) is ESRGANModel's own code. BasicSR's SRGANModel already builds ``cri_ldl`` from
-    ``ldl_opt`` but never uses it; this model does.
+    ``ldl_opt`` but never uses it; this model does. The discriminator gets its input contiguous
+    (:func:`contiguous_inputs`), so SwinIR-type generators train with BasicSR's VGGStyleDiscriminator.
     """
+
+    def __init__(self, opt: dict) -> None:
+        check_autoencoder_scales(opt)  # before anything is built: an AESOPLoss auto-encoder of another scale
+        fill_in_better(opt)  # LPIPS/DISTS in val.metrics: Best is the lowest value
+        super().__init__(opt)
 
     def init_training_settings(self) -> None:
         train_opt = self.opt['train']
@@ -72,6 +91,7 @@ class ESRGANLDLModel(ESRGANModel):
                              f"train:ema_decay is {train_opt.get('ema_decay')!r}; set train:ema_decay > 0 "
                              f'(the paper uses 0.999) or remove train:ldl_opt.')
         super().init_training_settings()  # builds cri_pix, cri_ldl (from ldl_opt), net_g_ema, net_d, ...
+        self.get_bare_model(self.net_d).register_forward_pre_hook(contiguous_inputs)
         if self.cri_ldl is not None:
             self.cri_pix = PixelAndArtifactLoss(self.cri_pix, self.cri_ldl, self._ema_output)
 

@@ -1,6 +1,6 @@
 """``aesop-inspect --report``: is an AESOP auto-encoder any good?
 
-- :mod:`~aesop_basicsr.report_card.reconstruction`: AE-PSNR/SSIM and LR-PSNR per HR image;
+- :mod:`~aesop_basicsr.report_card.reconstruction`: reconstruction PSNR/SSIM and code PSNR per HR image;
 - :mod:`~aesop_basicsr.report_card.frequency_response`: how strongly AESOP and L1 respond to each spatial frequency;
 - :mod:`~aesop_basicsr.report_card.card`: verdicts, plot and the written report.
 """

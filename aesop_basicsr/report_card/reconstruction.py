@@ -1,13 +1,16 @@
-"""The two figures the AESOP authors judge an auto-encoder by, per HR image.
+"""The two figures the AESOP authors judge an auto-encoder itself by, per HR image.
 
-- AE-PSNR / AE-SSIM: psi(HR) = D(E(HR)) against HR (Y channel, ``scale`` px border cropped), how much
-  of the image the auto-encoder keeps;
-- LR-PSNR: E(HR) against the MATLAB-bicubic LR image (BasicSR's ``imresize``; Y channel, 1 px LR border
+- reconstruction PSNR / SSIM: psi(HR) = D(E(HR)) against HR (Y channel, ``scale`` px border cropped), how
+  much of the image the auto-encoder keeps;
+- code PSNR: E(HR) against the MATLAB-bicubic LR image (BasicSR's ``imresize``; Y channel, 1 px LR border
   cropped, as ``AESOPAEModel`` validates ``psnr_lr``), how LR-like its code is.
+
+They are not the supplement's AE-PSNR and LR-PSNR, which judge an SR *output* (psi(SR) vs psi(HR), and the
+downscales of SR vs HR: ``calculate_ae_psnr``, ``calculate_lr_psnr``).
 
 Both images are quantised to 8 bits exactly as BasicSR's validation does (``tensor2img``) and saved, so
 that every figure can be recomputed from the files with ``calculate_psnr``. The PSNR of plain bicubic
-upscaling of the same LR image is reported beside AE-PSNR as a weight-free yardstick.
+upscaling of the same LR image is reported beside the reconstruction PSNR as a weight-free yardstick.
 """
 import os
 from os import path as osp
@@ -51,7 +54,8 @@ def reconstruct(autoencoder: nn.Module, hr: np.ndarray) -> Dict[str, np.ndarray]
 
 
 def evaluate_image(autoencoder: nn.Module, hr_path: str, out_dir: str) -> Dict[str, float]:
-    """AE-PSNR/SSIM, LR-PSNR and the bicubic yardstick of one HR image; writes its images under ``out_dir``."""
+    """Reconstruction PSNR/SSIM, code PSNR and the bicubic yardstick of one HR image; writes its images under
+    ``out_dir``."""
     scale = int(autoencoder.scale)
     hr = mod_crop(read_image(hr_path, '--images'), scale)
     if min(hr.shape[:2]) < 4 * scale:
@@ -63,8 +67,8 @@ def evaluate_image(autoencoder: nn.Module, hr_path: str, out_dir: str) -> Dict[s
         write_png(osp.join(out_dir, f'{stem}_{tag}.png'), image)
     bicubic = matlab_bicubic_resize(lr, scale)
     return {
-        'ae_psnr': float(calculate_psnr(out['ae'], hr, crop_border=scale, test_y_channel=True)),
-        'ae_ssim': float(calculate_ssim(out['ae'], hr, crop_border=scale, test_y_channel=True)),
-        'lr_psnr': float(calculate_psnr(out['code'], lr, crop_border=1, test_y_channel=True)),
+        'recon_psnr': float(calculate_psnr(out['ae'], hr, crop_border=scale, test_y_channel=True)),
+        'recon_ssim': float(calculate_ssim(out['ae'], hr, crop_border=scale, test_y_channel=True)),
+        'code_psnr': float(calculate_psnr(out['code'], lr, crop_border=1, test_y_channel=True)),
         'bicubic_psnr': float(calculate_psnr(bicubic, hr, crop_border=scale, test_y_channel=True)),
     }

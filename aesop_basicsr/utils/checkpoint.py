@@ -1,8 +1,9 @@
 """Every checkpoint the package reads or writes goes through here.
 
 Reading never runs code from a file: ``.pth`` files load with ``weights_only=True`` (training
-states with an explicit allowlist of the few types BasicSR's optimizer and scheduler states hold),
-and ``.safetensors`` files hold tensors only. Errors name the option key and the file at fault.
+states with an explicit allowlist of the few types BasicSR's optimizer and scheduler states hold;
+on torch < 2.4, which cannot extend that allowlist, through the equally restricted unpickler of
+:mod:`aesop_basicsr.utils.restricted_pickle`), and ``.safetensors`` files hold tensors only. Errors name the option key and the file at fault.
 Writing is crash-safe: a file is written under a temporary name in its folder and renamed into
 place, so a killed run never leaves a half-written file under the final name.
 """
@@ -13,12 +14,14 @@ import pickle
 import re
 import uuid
 from collections import OrderedDict
+from types import ModuleType
 from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional
 
 import torch
 from torch import Tensor, nn
 
 from aesop_basicsr.utils.cli import CheckpointError, MissingFileError, OptionKeyError, UnsafeCheckpointError
+from aesop_basicsr.utils.restricted_pickle import restricted_pickle_module
 
 # Types (besides tensors and plain containers) that BasicSR 1.4.2's training states hold:
 # MultiStepRestartLR keeps its milestones in a collections.Counter; optimizer and network
@@ -48,35 +51,52 @@ def check_is_file(path: str, option_key: str, what: str = 'checkpoint file') -> 
                               'written or copied.')
 
 
-def _disallowed_globals(path: str, err: BaseException) -> List[str]:
-    """The pickled types in ``path`` outside the allowlist (call inside the safe_globals context)."""
-    try:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except Exception:  # an older torch, or a file that is not a zip checkpoint
-        names = []
+def _disallowed_globals(path: str, err: BaseException, ask_torch: bool = True) -> List[str]:
+    """The pickled types in ``path`` outside the allowlist (call inside the safe_globals context).
+
+    ``ask_torch``: list them all with torch's ``get_unsafe_globals_in_checkpoint`` (the allowlist of its
+    ``weights_only`` loader); otherwise, and where that fails, the one named in ``err``.
+    """
+    names = []
+    if ask_torch:
+        try:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:  # an older torch, or a file that is not a zip checkpoint
+            names = []
     return names or _UNSUPPORTED_GLOBAL.findall(str(err))
 
 
 @contextlib.contextmanager
-def _allowing(types: List[type]) -> Iterator[None]:
+def _allowing(types: List[type]) -> Iterator[Optional[ModuleType]]:
+    """Inside: ``types`` are allowed besides tensors and plain containers; yields the ``pickle_module`` to load with.
+
+    None means torch's own ``weights_only=True`` loader: torch >= 2.5 allows ``types`` through the
+    ``safe_globals`` context, torch 2.4 through the process-wide ``add_safe_globals``. Older torch cannot
+    extend that loader's allowlist: it gets the equally restricted unpickler of
+    :mod:`aesop_basicsr.utils.restricted_pickle` (to load with ``weights_only=False``).
+    """
     if not types:
-        yield
+        yield None
     elif hasattr(torch.serialization, 'safe_globals'):
         with torch.serialization.safe_globals(types):
-            yield
-    else:  # torch < 2.5: no context manager, only the process-wide allowlist
+            yield None
+    elif hasattr(torch.serialization, 'add_safe_globals'):
         torch.serialization.add_safe_globals(types)
-        yield
+        yield None
+    else:
+        yield restricted_pickle_module(types)
 
 
 def _load_weights_only(path: str, option_key: str, map_location: Any = 'cpu',
                        allowed_types: Optional[List[type]] = None) -> Any:
     """``torch.load(weights_only=True)``; a file that needs any other type is refused, naming the type."""
-    with _allowing(allowed_types or []):
+    with _allowing(allowed_types or []) as pickle_module:
         try:
-            return torch.load(path, map_location=map_location, weights_only=True)
+            if pickle_module is None:
+                return torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=False, pickle_module=pickle_module)
         except pickle.UnpicklingError as err:
-            names = _disallowed_globals(path, err)
+            names = _disallowed_globals(path, err, ask_torch=pickle_module is None)
             if names:
                 raise UnsafeCheckpointError(
                     f'{option_key}: {path!r} is not a PyTorch checkpoint that loads with weights_only=True: it '
@@ -151,6 +171,18 @@ def select_params(checkpoint: Mapping[str, Any], param_key: Optional[str], path:
         raise CheckpointError(f'{param_key_option}: {path!r} under {param_key!r} is not a state dict '
                               f'(entry {bad[0]!r} is a {type(state[bad[0]]).__name__}).')
     return OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in state.items())
+
+
+def basicsr_param_key(checkpoint: Mapping[str, Any], param_key: Optional[str]) -> Optional[str]:
+    """BasicSR's ``load_network`` rule: a ``param_key`` the checkpoint lacks falls back to ``params`` where it has
+    that (e.g. ``params_ema`` of a file saved without EMA). Keys count nested (``.pth``) or flattened (``.safetensors``)."""
+
+    def has(key: str) -> bool:
+        return key in checkpoint or any(k.startswith(key + '.') for k in checkpoint)
+
+    if param_key is not None and not has(param_key) and has('params'):
+        return 'params'
+    return param_key
 
 
 def param_keys_in(checkpoint: Mapping[str, Any]) -> List[str]:

@@ -11,7 +11,7 @@ the device (``nccl`` needs CUDA).
 import hashlib
 import os
 import subprocess
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, MutableMapping, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -22,6 +22,31 @@ from torch.nn.parallel import DistributedDataParallel
 from aesop_basicsr.utils.cli import OptionError
 
 CUDA_ONLY_BACKENDS = ('nccl', )
+LOCAL_RANK_FLAGS = ('--local-rank', '--local_rank')
+
+
+def accept_local_rank(argv: Sequence[str], environ: MutableMapping[str, str]) -> List[str]:
+    """``argv`` with ``--local-rank N`` (any spelling) as ``--local_rank=N``, which BasicSR 1.4.2 parses.
+
+    ``python -m torch.distributed.launch`` passes ``--local-rank=N`` (PyTorch >= 2.0; ``--local_rank=N``
+    before); ``torchrun`` passes nothing and sets ``LOCAL_RANK``. The rank given on the command line is
+    also put in ``LOCAL_RANK`` where the launcher did not set it, since :func:`init_dist` reads it there.
+    """
+    out, rank, i = [], None, 0
+    while i < len(argv):
+        arg = argv[i]
+        flag, has_value, value = arg.partition('=')
+        if flag in LOCAL_RANK_FLAGS:
+            if not has_value and i + 1 < len(argv):
+                i, value = i + 1, argv[i + 1]
+            rank = value
+        else:
+            out.append(arg)
+        i += 1
+    if rank is not None:
+        out.append(f'--local_rank={rank}')
+        environ.setdefault('LOCAL_RANK', rank)
+    return out
 
 
 def choose_backend(requested: Optional[str], cuda: bool) -> str:

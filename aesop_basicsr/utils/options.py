@@ -8,6 +8,7 @@ from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple
 import yaml
 
 from aesop_basicsr.utils.cli import MissingFileError, OptionError
+from aesop_basicsr.utils.safe_yaml import CodeTagError, load_options
 
 # Option files shipped in options/ mark every value a user must supply with this prefix,
 # e.g. ``dataroot_gt: <REQUIRED: folder of DF2K HR sub-images>``.
@@ -51,7 +52,12 @@ def read_option_file(opt_file: str, required: Sequence[str] = REQUIRED_KEYS) -> 
         raise MissingFileError(f'-opt: option file {opt_file!r} does not exist.')
     try:
         with open(opt_file) as f:
-            opt = yaml.safe_load(f)
+            opt = load_options(f)
+    except CodeTagError as err:
+        mark = err.problem_mark
+        raise OptionError(f'-opt: {opt_file!r} line {mark.line + 1}, column {mark.column + 1}: the tag {err.tag} would '
+                          'build a Python object (it could run code); refused: option files may hold plain YAML '
+                          'only.') from None
     except yaml.YAMLError as err:
         where = getattr(err, 'problem_mark', None)
         line = f' (line {where.line + 1}, column {where.column + 1})' if where is not None else ''
@@ -92,6 +98,39 @@ def check_device(opt: Mapping[str, Any], opt_file: str, cuda_available: bool) ->
                           'set num_gpu: 0 (CPU) or num_gpu: auto.')
 
 
+# models that put tensors on CUDA whatever num_gpu says (BasicSR's copies carry the suffix _basicsr)
+CUDA_ONLY_MODELS = {
+    'RealESRGANModel': "Real-ESRGAN's degradation pipeline (DiffJPEG, USMSharp, the training pair queue)",
+    'RealESRNetModel': "Real-ESRGAN's degradation pipeline (DiffJPEG, USMSharp, the training pair queue)",
+}
+BASICSR_COPY_SUFFIX = '_basicsr'
+
+
+def model_class_names(model_type: str) -> List[str]:
+    """``model_type`` (without BasicSR's ``_basicsr`` suffix) and, where it resolves, the names of its classes."""
+    from basicsr.utils.registry import MODEL_REGISTRY
+
+    from aesop_basicsr.utils.fallback_registry import is_registered
+    names = [model_type[:-len(BASICSR_COPY_SUFFIX)] if model_type.endswith(BASICSR_COPY_SUFFIX) else model_type]
+    if is_registered(MODEL_REGISTRY, model_type):
+        names += [cls.__name__ for cls in MODEL_REGISTRY.get(model_type).__mro__]
+    return names
+
+
+def check_cuda_only_model(opt: Mapping[str, Any], opt_file: str, cuda_available: bool) -> None:
+    """A model that calls ``.cuda()`` itself fails after everything is built on a host without CUDA: fail first.
+
+    Also a model built on one of them (e.g. the authors' ``AesopRealESRGANArtifactsDisModel``).
+    """
+    model_type = str(opt.get('model_type'))
+    base = next((name for name in model_class_names(model_type) if name in CUDA_ONLY_MODELS), None)
+    if base is not None and not cuda_available:
+        raise OptionError(f'model_type: {model_type} in {opt_file} needs CUDA ({CUDA_ONLY_MODELS[base]} is put on '
+                          'the GPU with .cuda()), and this host has none; run it on a CUDA host, or train on CPU from '
+                          'prepared LR/HR pairs (aesop-prepare, PairedImageDataset) with model_type: ESRGANModel '
+                          '(SRModel for the PSNR stage).')
+
+
 def aesop_loss_options(opt: Mapping[str, Any]) -> List[Tuple[str, Mapping[str, Any]]]:
     """(key path, options) of every AESOPLoss in ``train`` (``pixel_opt`` and any other ``*_opt``)."""
     train = opt.get('train') or {}
@@ -99,25 +138,54 @@ def aesop_loss_options(opt: Mapping[str, Any]) -> List[Tuple[str, Mapping[str, A
             if isinstance(value, Mapping) and value.get('type') == AESOP_LOSS_TYPE]
 
 
+AESOP_AE_TYPE = 'AESOPAutoEncoder'
+AESOP_AE_MODEL = 'AESOPAEModel'
+AESOP_AE_DEFAULT_SCALE = 4  # AESOPAutoEncoder's default
+
+
+def autoencoder_scale(ae: Any) -> Optional[int]:
+    """The SR scale of an auto-encoder option dict (``scale``, or AESOPAutoEncoder's default), or None."""
+    if not isinstance(ae, Mapping):
+        return None
+    scale = ae.get('scale', AESOP_AE_DEFAULT_SCALE if ae.get('type') == AESOP_AE_TYPE else None)
+    return scale if isinstance(scale, int) and not isinstance(scale, bool) else None
+
+
+def check_autoencoder_scales(opt: Mapping[str, Any], opt_file: str = '') -> None:
+    """Every AESOPLoss auto-encoder (and an AESOPAEModel's network_g) has the run's ``scale``.
+
+    AESOP compares SR and HR through the auto-encoder's bottleneck, which must be the LR size
+    (Lee et al., CVPR 2025, Sec. 3): an x4 auto-encoder in an x2 run still trains, on a wrong loss.
+    """
+    scale = opt.get('scale')
+    if not isinstance(scale, int) or isinstance(scale, bool):
+        return
+    where = f' in {opt_file}' if opt_file else ''
+    found = [(f'{key}:autoencoder', loss_opt.get('autoencoder')) for key, loss_opt in aesop_loss_options(opt)]
+    if opt.get('model_type') == AESOP_AE_MODEL:
+        found.append(('network_g', opt.get('network_g')))
+    for key, ae in found:
+        ae_scale = autoencoder_scale(ae)
+        if ae_scale is not None and ae_scale != scale:
+            raise OptionError(f'{key}:scale is {ae_scale} but scale is {scale}{where}: the auto-encoder\'s bottleneck '
+                              f'must be the LR size; use an x{scale} auto-encoder (and its weights), or scale: '
+                              f'{ae_scale} with x{ae_scale} data and generator.')
+
+
 def check_aesop_losses(opt: Mapping[str, Any], opt_file: str) -> None:
-    """Each AESOPLoss names a registered auto-encoder type whose scale divides the training patches."""
+    """Each AESOPLoss names a registered auto-encoder type, of the run's scale (which divides the patches)."""
     from basicsr.utils.registry import ARCH_REGISTRY
+
+    from aesop_basicsr.utils.fallback_registry import is_registered
     for key, loss_opt in aesop_loss_options(opt):
         ae = loss_opt.get('autoencoder')
         if not isinstance(ae, Mapping) or 'type' not in ae:
             raise OptionError(f'{key}:autoencoder in {opt_file} must be an option dict with a type, '
                               'e.g. {type: AESOPAutoEncoder, scale: 4}.')
-        if ae['type'] not in ARCH_REGISTRY:
+        if not is_registered(ARCH_REGISTRY, ae['type']):
             raise OptionError(f'{key}:autoencoder:type is {ae["type"]!r} in {opt_file}, which is not a registered '
                               'architecture; AESOPLoss needs an auto-encoder, e.g. AESOPAutoEncoder.')
-        ae_scale = ae.get('scale', 4 if ae['type'] == 'AESOPAutoEncoder' else None)  # its default
-        for name, dataset in (opt.get('datasets') or {}).items():
-            gt_size = dataset.get('gt_size') if isinstance(dataset, Mapping) else None
-            if name.split('_')[0] == 'train' and isinstance(gt_size, int) and isinstance(ae_scale, int) \
-                    and ae_scale > 0 and gt_size % ae_scale:
-                raise OptionError(f'datasets:{name}:gt_size is {gt_size} in {opt_file}, not divisible by the '
-                                  f'auto-encoder scale {ae_scale} ({key}:autoencoder:scale); use a multiple of '
-                                  f'{ae_scale}, e.g. {gt_size - gt_size % ae_scale}.')
+    check_autoencoder_scales(opt, opt_file)
 
 
 def check_patch_sizes(opt: Mapping[str, Any], opt_file: str) -> None:
@@ -147,10 +215,25 @@ def check_dataset_paths(opt: Mapping[str, Any], opt_file: str) -> None:
                 raise MissingFileError(f'datasets:{name}:{key}: {value!r} (in {opt_file}) is not a file.')
 
 
+UNREADABLE_IMAGE_KEY = 'on_unreadable_image'  # aesop_basicsr.data.unreadable_images
+UNREADABLE_IMAGE_ACTIONS = ('stop', 'skip')
+
+
+def check_unreadable_image_actions(opt: Mapping[str, Any], opt_file: str) -> None:
+    """Each dataset's ``on_unreadable_image`` is ``stop`` or ``skip``."""
+    for name, dataset in (opt.get('datasets') or {}).items():
+        action = dataset.get(UNREADABLE_IMAGE_KEY, 'stop') if isinstance(dataset, Mapping) else 'stop'
+        if action not in UNREADABLE_IMAGE_ACTIONS:
+            raise OptionError(f'datasets:{name}:{UNREADABLE_IMAGE_KEY} is {action!r} in {opt_file}; choose '
+                              f'{" or ".join(UNREADABLE_IMAGE_ACTIONS)}.')
+
+
 def check_before_run(opt: Mapping[str, Any], opt_file: str, cuda_available: bool) -> None:
     """All checks on a parsed option dict that do not need a network built."""
     check_no_placeholders(dict(opt), opt_file)
     check_device(opt, opt_file, cuda_available)
+    check_cuda_only_model(opt, opt_file, cuda_available)
     check_patch_sizes(opt, opt_file)
     check_aesop_losses(opt, opt_file)
     check_dataset_paths(opt, opt_file)
+    check_unreadable_image_actions(opt, opt_file)

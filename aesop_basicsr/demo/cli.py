@@ -3,7 +3,7 @@
 No data, GPU or network needed. The demo
 
 1. builds a small paired x4 dataset from scikit-image's sample photos (train/val split),
-2. trains a tiny PSNR-oriented RRDBNet (it plays the pretrained decoder and GAN initialisation),
+2. trains a small PSNR-oriented MSRResNet (it plays the pretrained decoder and GAN initialisation),
 3. pretrains an AESOP auto-encoder from it with ``AESOPAEModel``,
 4. trains the same small ESRGAN setup twice from the PSNR network, with L1 and with AESOPLoss as
    ``pixel_opt`` (VGG19 perceptual loss only when its weights are on disk already),
@@ -30,16 +30,14 @@ import aesop_basicsr  # noqa: F401  (registers AESOP into BasicSR; must precede 
 import torch
 import yaml
 
-from aesop_basicsr.demo.data import write_channel_orders
-from aesop_basicsr.demo.options import (AUTOENCODER, GENERATOR, GT_SIZE, PRETRAIN_GT_SIZE, DemoSettings, all_options,
-                                        checkpoint_path, dataset_folders)
+from aesop_basicsr.demo.options import (AUTOENCODER, GAN_WEIGHT, GAN_WEIGHT_WITHOUT_PERCEPTUAL, GENERATOR, GT_SIZE,
+                                        PRETRAIN_GT_SIZE, DemoSettings, all_options, checkpoint_path, dataset_folders)
 from aesop_basicsr.demo.report import build_report, colour_table, markdown_table
 from aesop_basicsr.utils.cli import command
 from aesop_basicsr.utils.sample_data import write_paired_dataset
 
-# Mostly colour photos, and scikit-image's colour wheel: every hue and saturation on one image. Natural
-# photos vary far more in brightness than in hue, and a network trained for minutes learns the colour
-# directions it sees least only partly (see demo.data); the wheel and the channel-order copies feed them.
+# Mostly colour photos, and scikit-image's colour wheel (every hue and saturation on one image): an
+# auto-encoder trained on grey ones leaves colour errors unpenalised.
 TRAIN_PHOTOS = ('astronaut', 'rocket', 'immunohistochemistry', 'retina', 'camera', 'gravel', 'colorwheel')
 VAL_PHOTOS = ('chelsea', 'coffee', 'brick')
 TRAIN_HR_SIZE, TRAIN_CROPS, VAL_HR_SIZE = 256, 3, 192
@@ -48,7 +46,7 @@ MARKER = 'aesop_demo.json'  # written first into every report folder; --overwrit
 VGG19_FILE = 'vgg19-dcbb9e9d.pth'
 STAGE_TITLES = {'psnr': 'training the PSNR-oriented SR network (SRModel, L1)',
                 'ae': 'pretraining the AESOP auto-encoder (AESOPAEModel, decoder from step 2, fixed bicubic encoder)',
-                'gans': 'training the same GAN twice from step 2 (ESRGANModel)',
+                'gans': 'training the same GAN twice from step 2 (ESRGANLDLModel: ESRGAN + LDL)',
                 'gan_l1': 'L1 as pixel_opt',
                 'gan_aesop': 'AESOPLoss as pixel_opt (the auto-encoder of step 3)'}
 ITER_RE = re.compile(r'iter:\s*([\d,]+)')
@@ -353,8 +351,8 @@ def run_demo(args: argparse.Namespace) -> str:
         vgg_note = 'VGG19 perceptual loss off (--no-perceptual).'
     else:
         vgg_note = (f'VGG19 perceptual loss off: no {VGG19_FILE} in {osp.join(torch.hub.get_dir(), "checkpoints")} '
-                    'or experiments/pretrained_models (nothing is downloaded); the GANs use pixel + adversarial '
-                    'loss only.')
+                    'or experiments/pretrained_models (nothing is downloaded); the GANs use pixel, LDL and adversarial '
+                    f'losses only, the adversarial at {GAN_WEIGHT_WITHOUT_PERCEPTUAL:g} instead of {GAN_WEIGHT:g}.')
     with open(osp.join(root, MARKER), 'w') as f:
         json.dump({'settings': vars(settings), 'vgg19': vgg_file, 'command': sys.argv}, f, indent=2)
     print(f'aesop-demo: report folder {root}')
@@ -367,11 +365,8 @@ def run_demo(args: argparse.Namespace) -> str:
     train = write_paired_dataset(osp.join(root, 'data', 'train'), 4, TRAIN_HR_SIZE, TRAIN_PHOTOS, TRAIN_CROPS)
     val = write_paired_dataset(osp.join(root, 'data', 'val'), 4, VAL_HR_SIZE, VAL_PHOTOS, 1)
     assert train == {k: osp.join(root, v) for k, v in dataset_folders('train').items()}
-    photos = len(os.listdir(train['gt']))
-    added = write_channel_orders(train)
-    print(f'      {photos} train pairs ({TRAIN_HR_SIZE} px HR) and {len(added)} copies of the colour ones in the '
-          f'other channel orders (RGB, RBG, ...: no colour favoured); {len(os.listdir(val["gt"]))} validation pairs '
-          f'({VAL_HR_SIZE} px HR)')
+    print(f'      {len(os.listdir(train["gt"]))} train pairs ({TRAIN_HR_SIZE} px HR), '
+          f'{len(os.listdir(val["gt"]))} validation pairs ({VAL_HR_SIZE} px HR)')
     options = write_options(root, settings)
     os.makedirs(osp.join(root, 'logs'), exist_ok=True)
     timings['data'], cpu_times['data'] = time.time() - t0, cpu_seconds() - c0
@@ -381,7 +376,7 @@ def run_demo(args: argparse.Namespace) -> str:
     logs = {stage: f'logs/{osp.splitext(osp.basename(opt_file))[0]}.log' for stage, opt_file in options.items()}
 
     def report_stage(stage: str, psnr: Optional[float], seconds: float, cpu: Optional[float] = None) -> None:
-        what = 'AE(HR) vs HR' if stage == 'ae' else 'SR vs HR'
+        what = {'ae': 'AE(HR) vs HR', 'psnr': 'SR vs HR'}.get(stage, "the EMA generator's SR vs HR")
         result = f', validation PSNR-Y ({what}) {psnr:.2f} dB' if psnr is not None else ''
         cpu_note = f' (CPU {cpu:.0f} s)' if cpu is not None else ''
         print(f'      {stage}: done in {seconds:.0f} s{cpu_note}{result}; log {logs[stage]}', flush=True)
@@ -426,8 +421,8 @@ def run_demo(args: argparse.Namespace) -> str:
         print(f'  - {line}')
     if report['lpips_note']:
         print(f'  LPIPS not reported: {report["lpips_note"]}')
-    print(f'Done in {timings["total"] / 60:.1f} min ({cpu_times["total"] / 60:.1f} CPU min). Report: {osp.join(root, "README.md")}; panels in '
-          f'{osp.join(root, "panels")}')
+    print(f'Done in {timings["total"] / 60:.1f} min ({cpu_times["total"] / 60:.1f} CPU min). '
+          f'Report: {osp.join(root, "README.md")}; panels in {osp.join(root, "panels")}')
     return root
 
 

@@ -166,8 +166,8 @@ def _write_csv(path: str, report: Dict[str, Any]) -> None:
 
 
 METRIC_HEADERS = {'psnr': 'PSNR-Y (dB) ↑', 'psnr_rgb': 'PSNR-RGB (dB) ↑', 'ssim': 'SSIM-Y ↑', 'lpips': 'LPIPS ↓',
-                  'hf': 'HF energy SR/HR (1 = HR)', 'colour': 'mean-colour offset, worst channel (grey levels) ↓', 'l1': 'L1 to HR',
-                  'aesop': 'AESOP to HR'}
+                  'hf': 'HF energy SR/HR (1 = HR)', 'colour': 'mean-colour offset, worst channel (grey levels) ↓',
+                  'l1': 'L1 to HR', 'aesop': 'AESOP to HR'}
 
 
 DIGITS = {'psnr': 2, 'psnr_rgb': 2, 'hf': 3, 'colour': 1}

@@ -268,10 +268,11 @@ def test_missing_better_key_is_warned_once_and_only_when_missing(name, construct
 
 
 def test_lower_is_better_metrics_are_known_by_name():
-    lower = ['calculate_lpips', 'calculate_dists', 'calculate_lpips_pytorch', 'calculate_dists_pytorch', 'calculate_niqe']
+    lower = ['calculate_lpips', 'calculate_dists', 'calculate_lpips_pytorch', 'calculate_dists_pytorch', 'calculate_niqe',
+             'calculate_colour_offset']
     higher = ['calculate_psnr', 'calculate_ssim', 'calculate_ae_psnr', 'calculate_lr_psnr', 'calculate_psnr_pytorch',
-              'no_such_metric', None]
-    assert [lower_is_better.is_lower_is_better(name) for name in lower + higher] == [True] * 5 + [False] * 7
+              'calculate_hf_energy_ratio', 'no_such_metric', None]
+    assert [lower_is_better.is_lower_is_better(name) for name in lower + higher] == [True] * 6 + [False] * 8
 
 
 @pytest.mark.parametrize('model_type', ['AESOPAEModel', 'ESRGANLDLModel'])

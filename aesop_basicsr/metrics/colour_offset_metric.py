@@ -13,6 +13,7 @@ import numpy as np
 from basicsr.metrics.metric_util import reorder_image
 from basicsr.utils.registry import METRIC_REGISTRY
 
+from aesop_basicsr.metrics.lower_is_better import lower_is_better, warn_if_better_missing
 from aesop_basicsr.utils.registry import register
 
 
@@ -39,10 +40,17 @@ def mean_colour_offset(img: np.ndarray, img2: np.ndarray, crop_border: int, inpu
 
 
 @register(METRIC_REGISTRY)
+@lower_is_better
 def calculate_colour_offset(img: np.ndarray, img2: np.ndarray, crop_border: int, input_order: str = 'HWC',
                             **kwargs) -> float:
     """max over R, G, B of |mean(img_c) - mean(img2_c)|, grey levels (``img`` = SR, ``img2`` = HR, BGR in [0, 255]).
 
-    0 = HR's mean colour; lower is better. See :func:`mean_colour_offset`.
+    0 = HR's mean colour; **lower is better** (``val.metrics``: ``colour: {type: calculate_colour_offset,
+    crop_border: 4, better: lower}``; without ``better`` a warning says so once, and ``aesop-train`` and
+    AESOP's models fill it in). See :func:`mean_colour_offset`.
+
+    Raises:
+        ValueError: shapes differ, or the images are not 3-channel.
     """
+    warn_if_better_missing('colour offset', 'calculate_colour_offset', kwargs)
     return float(np.abs(mean_colour_offset(img, img2, crop_border, input_order)).max())

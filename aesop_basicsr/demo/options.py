@@ -60,9 +60,9 @@ STAGE_NAMES = {'psnr': 'demo_1_psnr', 'ae': 'demo_2_ae', 'gan_l1': 'demo_3_gan_l
 @dataclass
 class DemoSettings:
     """Lengths and switches of the demo's four training runs."""
-    psnr_iters: int = 800
+    psnr_iters: int = 600
     ae_iters: int = 100
-    gan_iters: int = 150
+    gan_iters: int = 120
     batch_size: int = 4  # the GANs' (GT_SIZE patches)
     pretrain_batch_size: int = 8  # the PSNR network's and the auto-encoder's (PRETRAIN_GT_SIZE patches)
     perceptual: bool = False

@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -259,9 +258,10 @@ def run_training(root: str, opt_file: str, log_file: str, total_iters: int) -> O
 
 
 def cpu_seconds() -> float:
-    """User + system CPU time so far of this process and its finished children (the training runs), in s."""
-    return sum(usage.ru_utime + usage.ru_stime
-               for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
+    """User + system CPU time so far of this process and its finished children (the training runs), in s
+    (children's time is 0 where the system does not report it, e.g. Windows)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def reading_of_table(report: dict) -> str:

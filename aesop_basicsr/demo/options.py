@@ -16,9 +16,8 @@ from typing import Any, Dict, Optional
 
 SCALE = 4
 GT_SIZE = 128  # the GANs' HR patches: VGGStyleDiscriminator accepts 128 or 256 px inputs only
-# The PSNR network's and the auto-encoder's HR patches. 64 px patches cost a third of 128 px ones on a
-# CPU (a quarter of the pixels, and PyTorch's NCHW convolution backward is slow on 16-channel 128 px maps),
-# so these stages see twice the batch for less time.
+# The PSNR network's and the auto-encoder's HR patches: a 64 px patch has a quarter of a 128 px one's
+# pixels, so these stages see twice the GANs' batch at half their pixels per iteration.
 PRETRAIN_GT_SIZE = 64
 DATA_ROOT = 'data'
 EXPERIMENTS = 'experiments'
